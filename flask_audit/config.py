@@ -1,0 +1,146 @@
+"""The ``AUDIT_*`` settings: one table of defaults, read once per app into a frozen object."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import os
+import typing as t
+
+from flask import Flask
+from werkzeug.utils import import_string
+from werkzeug.utils import ImportStringError
+
+from .exceptions import AuditConfigError
+
+WRITE_ERROR_POLICIES = ("raise", "spool")
+
+#: Every key with its default. ``None`` for the spool path means the app's instance folder.
+DEFAULTS: dict[str, t.Any] = {
+    "AUDIT_ENABLED": True,
+    "AUDIT_RETENTION_DAYS": 90,
+    "AUDIT_URL_PREFIX": "/admin/audit",
+    "AUDIT_IS_ADMIN": None,
+    "AUDIT_ACTOR_EMAIL": None,
+    "AUDIT_TEAM_LOADER": None,
+    "AUDIT_TENANT_LOADER": None,
+    "AUDIT_TRUSTED_PROXIES": 0,
+    "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
+    "AUDIT_ON_WRITE_ERROR": "raise",
+    "AUDIT_SPOOL_PATH": None,
+    "AUDIT_SEAL_KEY": None,
+    "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
+    "AUDIT_TIMEZONE": "UTC",
+}
+
+UserCallable = c.Callable[[t.Any], t.Any]
+Loader = c.Callable[[], t.Any]
+
+
+def _default_is_admin(user: t.Any) -> bool:
+    return bool(getattr(user, "is_admin", False))
+
+
+def _default_actor_email(user: t.Any) -> str | None:
+    email = getattr(user, "email", None)
+    return None if email is None else str(email)
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """The resolved settings of one app; built by :func:`load_config`, not read again."""
+
+    enabled: bool
+    retention_days: int
+    url_prefix: str
+    is_admin: UserCallable
+    actor_email: UserCallable
+    team_loader: Loader | None
+    tenant_loader: Loader | None
+    trusted_proxies: int
+    request_id_header: str | None
+    on_write_error: str
+    spool_path: str
+    seal_key: bytes | None
+    export_attachment_max_bytes: int
+    timezone: str
+
+
+def _callable(config: c.Mapping[str, t.Any], key: str) -> t.Any:
+    """Resolve a callable setting, importing ``"pkg.mod:func"`` strings now, not on first use."""
+    value = config[key]
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str):
+        try:
+            value = import_string(value)
+        except ImportStringError as err:
+            raise AuditConfigError(
+                f"{key} = {config[key]!r} could not be imported: {err.exception}."
+                " Give a callable or an import string such as 'myapp.auth:is_admin'."
+            ) from err
+        if callable(value):
+            return value
+    raise AuditConfigError(f"{key} must be a callable or an import string, not {value!r}.")
+
+
+def _int(config: c.Mapping[str, t.Any], key: str, minimum: int) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise AuditConfigError(f"{key} must be an integer of at least {minimum}, not {value!r}.")
+    return value
+
+
+def _seal_key(value: t.Any) -> bytes | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise AuditConfigError(f"AUDIT_SEAL_KEY must be bytes or a string, not {type(value).__name__}.")
+
+
+def load_config(app: Flask) -> AuditConfig:
+    """Apply the defaults to ``app.config`` and return the checked, resolved settings."""
+    for key, default in DEFAULTS.items():
+        app.config.setdefault(key, default)
+    cfg = app.config
+    policy = cfg["AUDIT_ON_WRITE_ERROR"]
+    if policy not in WRITE_ERROR_POLICIES:
+        raise AuditConfigError(
+            f"AUDIT_ON_WRITE_ERROR must be one of {', '.join(WRITE_ERROR_POLICIES)}, not {policy!r}."
+        )
+    prefix = cfg["AUDIT_URL_PREFIX"]
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise AuditConfigError(f"AUDIT_URL_PREFIX must be a path starting with '/', not {prefix!r}.")
+    spool = cfg["AUDIT_SPOOL_PATH"] or os.path.join(app.instance_path, "audit-spool.jsonl")
+    return AuditConfig(
+        enabled=bool(cfg["AUDIT_ENABLED"]),
+        retention_days=_int(cfg, "AUDIT_RETENTION_DAYS", 1),
+        url_prefix=prefix.rstrip("/") or "/",
+        is_admin=_callable(cfg, "AUDIT_IS_ADMIN") or _default_is_admin,
+        actor_email=_callable(cfg, "AUDIT_ACTOR_EMAIL") or _default_actor_email,
+        team_loader=_callable(cfg, "AUDIT_TEAM_LOADER"),
+        tenant_loader=_callable(cfg, "AUDIT_TENANT_LOADER"),
+        trusted_proxies=_int(cfg, "AUDIT_TRUSTED_PROXIES", 0),
+        request_id_header=cfg["AUDIT_REQUEST_ID_HEADER"] or None,
+        on_write_error=policy,
+        spool_path=os.fspath(spool),
+        seal_key=_seal_key(cfg["AUDIT_SEAL_KEY"]),
+        export_attachment_max_bytes=_int(cfg, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES", 1),
+        timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
+    )
+
+
+def _timezone(value: t.Any) -> str:
+    from zoneinfo import ZoneInfo
+    from zoneinfo import ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise AuditConfigError(
+            f"AUDIT_TIMEZONE = {value!r} is not a known time zone; use an IANA name such as 'Europe/Berlin'."
+        ) from err
+    return str(value)

@@ -1,0 +1,123 @@
+"""Who, from where and in which team and tenant: read from the current request.
+
+Outside a request (CLI, workers) the system actor is used and ``record()``'s own
+arguments decide team and tenant.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import typing as t
+import uuid
+
+from flask import g
+from flask import has_request_context
+from flask import request
+
+from .config import AuditConfig
+
+SYSTEM_ACTOR = "system"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,64}$")
+
+
+class Actor(t.NamedTuple):
+    id: str | None
+    email: str | None
+
+
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip().strip("[]")))
+    except ValueError:
+        return None
+
+
+def client_ip(config: AuditConfig) -> str | None:
+    """The client address, trusting ``X-Forwarded-For`` only through configured proxies.
+
+    Follows Werkzeug's ``ProxyFix``: with ``n`` trusted proxies the ``n``-th address from
+    the right is the client; anything a client sent before it is ignored.
+    """
+    if not has_request_context():
+        return None
+    remote = request.remote_addr
+    if config.trusted_proxies:
+        forwarded = [part for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(forwarded) >= config.trusted_proxies:
+            ip = _valid_ip(forwarded[-config.trusted_proxies])
+            if ip is not None:
+                return ip
+    return _valid_ip(remote) if remote else None
+
+
+def request_id(config: AuditConfig) -> str | None:
+    """One id per request, shared by all its events: the caller's header if sane, else new."""
+    if not has_request_context():
+        return None
+    state = _request_state()
+    rid = state.get("request_id")
+    if rid is None:
+        header = request.headers.get(config.request_id_header, "") if config.request_id_header else ""
+        rid = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
+        state["request_id"] = rid
+    return t.cast(str, rid)
+
+
+def user_agent() -> str | None:
+    if not has_request_context():
+        return None
+    return request.headers.get("User-Agent") or None
+
+
+def current_user_or_none() -> t.Any:
+    """Flask-Login's authenticated user, or ``None`` (anonymous, no request, no Flask-Login)."""
+    if not has_request_context():
+        return None
+    try:
+        from flask_login import current_user
+    except ImportError:  # pragma: no cover - Flask-Login is a dependency
+        return None
+    user = current_user._get_current_object() if current_user else None
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user
+
+
+def actor_of(user: t.Any, config: AuditConfig) -> Actor:
+    """Actor id and email as text, so the trail outlives the user's account."""
+    get_id = getattr(user, "get_id", None)
+    raw_id = get_id() if callable(get_id) else getattr(user, "id", None)
+    return Actor(None if raw_id is None else str(raw_id), config.actor_email(user))
+
+
+def current_actor(config: AuditConfig) -> Actor:
+    user = current_user_or_none()
+    if user is not None:
+        return actor_of(user, config)
+    if has_request_context():
+        return Actor(None, None)
+    return Actor(SYSTEM_ACTOR, SYSTEM_ACTOR)
+
+
+def current_team(config: AuditConfig) -> str | None:
+    if config.team_loader is None or not has_request_context():
+        return None
+    team = config.team_loader()
+    return None if team is None else str(team)
+
+
+def current_tenant(config: AuditConfig) -> str | None:
+    """The tenant of the current request; ``None`` means no tenant (single-tenant apps)."""
+    if config.tenant_loader is None or not has_request_context():
+        return None
+    tenant = config.tenant_loader()
+    return None if tenant is None else str(tenant)
+
+
+def _request_state() -> dict[str, t.Any]:
+    state: dict[str, t.Any] | None = g.get("_flask_audit")
+    if state is None:
+        state = {}
+        g._flask_audit = state
+    return state

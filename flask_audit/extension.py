@@ -1,0 +1,178 @@
+"""The :class:`Audit` extension object: one instance, any number of apps."""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import datetime as dt
+import typing as t
+import weakref
+
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from flask import current_app
+from flask import Flask
+
+from . import recorder
+from .config import AuditConfig
+from .config import load_config
+from .exceptions import AuditConfigError
+from .immutability import attach_trigger_ddl
+from .immutability import install_orm_guard
+from .immutability import retention_days_for_ddl
+from .models import audit_event_table
+from .models import AuditEvent
+from .models import TABLE_NAME
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+
+@dataclasses.dataclass
+class _AuditState:
+    """What one app needs at run time; kept per app, never on ``self``."""
+
+    config: AuditConfig
+    db: SQLAlchemy
+
+    @property
+    def engine(self) -> sa.Engine:
+        return recorder.require_engine(self.db)
+
+
+def _mark_enabled(target: sa.Table, connection: sa.Connection, **kw: t.Any) -> None:
+    """Record ``audit.enabled`` as the table is created: the trail's "tracking since"."""
+    connection.execute(sa.insert(target), recorder.enabled_row(retention_days_for_ddl()))
+
+
+def _register_table(metadata: sa.MetaData) -> sa.Table:
+    """Put ``audit_event`` into the app's metadata so ``db.create_all()`` creates it."""
+    table = metadata.tables.get(TABLE_NAME)
+    if table is None:
+        table = audit_event_table.to_metadata(metadata)
+    for each in (table, audit_event_table):
+        attach_trigger_ddl(each)
+        if not sa.event.contains(each, "after_create", _mark_enabled):
+            sa.event.listen(each, "after_create", _mark_enabled)
+    return table
+
+
+class Audit:
+    """Records an insert-only audit trail for a Flask app.
+
+    .. code-block:: python
+
+        db = SQLAlchemy(model_class=Base)
+        audit = Audit(app, db=db)     # or Audit(db=db), then audit.init_app(app)
+
+    :param app: the app to set up now; leave it out with the app factory pattern.
+    :param db: the app's Flask-SQLAlchemy object; the ``audit_event`` table joins its
+        metadata, so ``db.create_all()`` creates it, triggers included.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
+        self._db = db
+        self._states: weakref.WeakKeyDictionary[Flask, _AuditState] = weakref.WeakKeyDictionary()
+        if app is not None:
+            self.init_app(app, db=db)
+
+    def __repr__(self) -> str:
+        apps = ", ".join(sorted(app.name for app in self._states.keys()))
+        return f"<Audit apps=[{apps}]>"
+
+    def init_app(self, app: Flask, *, db: SQLAlchemy | None = None) -> None:
+        """Read the ``AUDIT_*`` settings, register the table, CLI and receivers on ``app``.
+
+        :raises RuntimeError: the app already has an ``Audit`` instance.
+        :raises AuditConfigError: no ``db`` was given, or a setting is invalid.
+        """
+        if "audit" in app.extensions:
+            raise RuntimeError(
+                "An 'Audit' instance has already been registered on this Flask app."
+                " Import and use that instance instead."
+            )
+        db = db or self._db
+        if db is None:
+            raise AuditConfigError(
+                "Audit needs the app's Flask-SQLAlchemy object: Audit(app, db=db) or"
+                " audit.init_app(app, db=db)."
+            )
+        config = load_config(app)
+        _register_table(db.metadata)
+        install_orm_guard()
+        recorder.install_session_hooks()
+        self._states[app] = _AuditState(config=config, db=db)
+        app.extensions["audit"] = self
+
+        from .cli import audit_cli
+
+        app.cli.add_command(audit_cli)
+
+    def _state(self, app: Flask | None = None) -> _AuditState:
+        app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+        try:
+            return self._states[app]
+        except KeyError:
+            raise AuditConfigError(
+                f"The app {app.name!r} is not registered with this Audit instance."
+                " Did you forget to call 'audit.init_app(app)'?"
+            ) from None
+
+    @property
+    def config(self) -> AuditConfig:
+        """The resolved settings of the current app."""
+        return self._state().config
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        activity: str | None = None,
+        entity: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        team: str | None = recorder.CURRENT,
+        tenant_id: str | None = recorder.CURRENT,
+        target: tuple[str, t.Any] | None = None,
+        details: c.Mapping[str, t.Any] | None = None,
+        actor: t.Any = recorder.CURRENT,
+        actor_email: str | None = recorder.CURRENT,
+        occurred_at: dt.datetime | None = None,
+        session: sa_orm.Session | sa_orm.scoped_session[t.Any] | None = None,
+    ) -> AuditEvent:
+        """Record one event and return it. The only way events are written.
+
+        Actor, IP address, user agent, request id, team and tenant come from the current
+        request (the system actor outside one) unless passed here. Entity, action and
+        outcome come from the taxonomy for documented event types; a custom type passes
+        ``entity`` and ``action``. Secrets in ``details`` are masked; long text is cut.
+
+        :param event_type: ``"<entity>.<verb>"``, such as ``"role.updated"``.
+        :param activity: the sentence the admin page shows.
+        :param target: ``(type, id)`` of what was acted on.
+        :param actor: a user object to record instead of ``current_user``; ``None`` for nobody.
+        :param session: join this session's transaction instead of committing on its own;
+            the event is then stored, or not, with the session's commit or rollback.
+        :raises UnknownEventTypeError: an undocumented type without ``entity`` and ``action``.
+        :raises AuditWriteError: the database refused the event and the policy is ``"raise"``.
+        """
+        state = self._state()
+        row = recorder.build_row(
+            state.config,
+            event_type,
+            activity=activity,
+            entity=entity,
+            action=action,
+            outcome=outcome,
+            team=team,
+            tenant_id=tenant_id,
+            target=target,
+            details=details,
+            actor=actor,
+            actor_email=actor_email,
+            occurred_at=occurred_at,
+        )
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        return recorder.write(app, state.config, state.db, row, session)

@@ -1,0 +1,115 @@
+"""The ``audit_event`` table and its typed model.
+
+``AuditEvent`` lives on flask_audit's own metadata so that it can be imported before any
+app exists; :meth:`flask_audit.Audit.init_app` copies the table into the app's
+``db.metadata`` so that the app's own ``db.create_all()`` creates it, triggers included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import postgresql
+
+TABLE_NAME = "audit_event"
+
+# Column sizes: values longer than these are cut by the recorder, never refused.
+LENGTHS: dict[str, int] = {
+    "uid": 32,
+    "tenant_id": 64,
+    "team": 255,
+    "event_type": 64,
+    "entity": 64,
+    "action": 16,
+    "outcome": 16,
+    "activity": 1000,
+    "actor_id": 64,
+    "actor_email": 320,
+    "ip": 45,
+    "user_agent": 512,
+    "request_id": 64,
+    "target_type": 64,
+    "target_id": 128,
+}
+
+
+class UTCDateTime(sa.TypeDecorator[dt.datetime]):
+    """Stores naive UTC with microseconds on every backend; returns aware UTC datetimes."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[t.Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("audit times must be timezone-aware; use datetime.now(timezone.utc).")
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.timezone.utc)
+
+
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _str(name: str) -> sa.String:
+    return sa.String(LENGTHS[name])
+
+
+class AuditBase(sa_orm.DeclarativeBase):
+    """flask_audit's own declarative base; apps never subclass it."""
+
+    metadata = sa.MetaData()
+
+
+class AuditEvent(AuditBase):
+    """One recorded event. Insert-only: the session and the database refuse changes."""
+
+    __tablename__ = TABLE_NAME
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    uid: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("uid"), unique=True)
+    occurred_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    tenant_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("tenant_id"))
+    team: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("team"))
+    event_type: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("event_type"))
+    entity: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("entity"))
+    action: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("action"))
+    outcome: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("outcome"))
+    activity: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("activity"))
+    actor_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("actor_id"))
+    actor_email: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("actor_email"))
+    ip: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("ip"))
+    user_agent: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("user_agent"))
+    request_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("request_id"))
+    target_type: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("target_type"))
+    target_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("target_id"))
+    details: sa_orm.Mapped[dict[str, t.Any]] = sa_orm.mapped_column(_JSON, default=dict)
+
+    # The admin page lists newest first within a tenant, optionally narrowed by one filter.
+    __table_args__ = (
+        sa.Index("ix_audit_event_tenant_time", "tenant_id", "occurred_at", "id"),
+        sa.Index("ix_audit_event_tenant_actor_time", "tenant_id", "actor_email", "occurred_at"),
+        sa.Index("ix_audit_event_tenant_type_time", "tenant_id", "event_type", "occurred_at"),
+        sa.Index("ix_audit_event_tenant_entity_time", "tenant_id", "entity", "occurred_at"),
+        sa.Index("ix_audit_event_tenant_team_time", "tenant_id", "team", "occurred_at"),
+        sa.Index("ix_audit_event_tenant_action_time", "tenant_id", "action", "occurred_at"),
+        sa.Index("ix_audit_event_time", "occurred_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.id} {self.event_type} {self.outcome} by {self.actor_email!r}>"
+
+
+audit_event_table: sa.Table = t.cast(sa.Table, AuditEvent.__table__)

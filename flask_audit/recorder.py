@@ -1,0 +1,238 @@
+"""The one write path: every event, whatever produced it, is built and stored here.
+
+An event either commits in its own short transaction (the default: a request that fails
+or never commits cannot lose it) or joins a caller's session to commit or roll back with
+a business change. When the database refuses a standalone write, ``AUDIT_ON_WRITE_ERROR``
+decides: raise :class:`AuditWriteError`, or spool the event to a local file for replay.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import datetime as dt
+import typing as t
+import uuid
+
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from flask import Flask
+
+from . import context
+from . import spool
+from .config import AuditConfig
+from .exceptions import AuditConfigError
+from .exceptions import AuditWriteError
+from .exceptions import UnknownEventTypeError
+from .models import audit_event_table
+from .models import AuditEvent
+from .models import LENGTHS
+from .sanitize import clean_details
+from .sanitize import clean_text
+from .signals import event_recorded
+from .taxonomy import ACTIONS
+from .taxonomy import EVENT_TYPES
+from .taxonomy import OUTCOMES
+
+_INSERT = sa.insert(audit_event_table)
+_PENDING = "_flask_audit_pending"
+_DEFERRED = "_flask_audit_deferred"
+
+#: Marks "not given": ``None`` is a meaningful value for actor, team and tenant.
+CURRENT: t.Any = type("CURRENT", (), {"__repr__": lambda self: "CURRENT"})()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _classify(
+    event_type: str, entity: str | None, action: str | None, outcome: str | None, activity: str | None
+) -> tuple[str, str, str, str]:
+    kind = EVENT_TYPES.get(event_type)
+    if kind is None and (entity is None or action is None):
+        raise UnknownEventTypeError(
+            f"Unknown event type {event_type!r}: pass entity= and action= to record a custom type,"
+            f" or use one of the documented types such as 'role.updated'."
+        )
+    entity = entity or t.cast(str, kind and kind.entity)
+    action = action or t.cast(str, kind and kind.action)
+    outcome = outcome or (kind.outcome if kind else "success")
+    if action not in ACTIONS:
+        raise UnknownEventTypeError(f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}.")
+    if outcome not in OUTCOMES:
+        raise UnknownEventTypeError(f"Unknown outcome {outcome!r}: use 'success' or 'failure'.")
+    return entity, action, outcome, activity or (kind.activity if kind else event_type)
+
+
+def build_row(
+    config: AuditConfig,
+    event_type: str,
+    *,
+    activity: str | None = None,
+    entity: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    team: t.Any = CURRENT,
+    tenant_id: t.Any = CURRENT,
+    target: tuple[str, t.Any] | None = None,
+    details: c.Mapping[str, t.Any] | None = None,
+    actor: t.Any = CURRENT,
+    actor_email: t.Any = CURRENT,
+    occurred_at: dt.datetime | None = None,
+) -> dict[str, t.Any]:
+    """The column values of one event: classified, completed from the request, cleaned."""
+    entity, action, outcome, activity = _classify(event_type, entity, action, outcome, activity)
+    if actor is CURRENT:
+        who = context.current_actor(config)
+    elif actor is None:
+        who = context.Actor(None, None)
+    else:
+        who = context.actor_of(actor, config)
+    row = {
+        "uid": uuid.uuid4().hex,
+        "occurred_at": occurred_at or utcnow(),
+        "tenant_id": context.current_tenant(config) if tenant_id is CURRENT else tenant_id,
+        "team": context.current_team(config) if team is CURRENT else team,
+        "event_type": event_type,
+        "entity": entity,
+        "action": action,
+        "outcome": outcome,
+        "activity": activity,
+        "actor_id": who.id,
+        "actor_email": who.email if actor_email is CURRENT else actor_email,
+        "ip": context.client_ip(config),
+        "user_agent": context.user_agent(),
+        "request_id": context.request_id(config),
+        "target_type": target[0] if target else None,
+        "target_id": target[1] if target else None,
+    }
+    for name, value in row.items():
+        if name != "occurred_at":
+            row[name] = clean_text(value, LENGTHS[name])
+    row["details"] = clean_details(dict(details or {}))
+    return row
+
+
+def _as_event(row: c.Mapping[str, t.Any], event_id: int | None) -> AuditEvent:
+    event = AuditEvent(id=event_id, **row)
+    if event_id is not None:
+        # Stored already: a later session.add() must not insert it again.
+        sa_orm.make_transient_to_detached(event)
+    return event
+
+
+def write(
+    app: Flask,
+    config: AuditConfig,
+    db: t.Any,
+    row: dict[str, t.Any],
+    session: sa_orm.Session | sa_orm.scoped_session[t.Any] | None,
+) -> AuditEvent:
+    """Store ``row`` in its own transaction, or add it to ``session`` to share its fate."""
+    if not config.enabled:
+        return _as_event(row, None)
+    if session is not None:
+        event = AuditEvent(**row)
+        session.add(event)
+        session.info.setdefault(_PENDING, []).append((app, event))
+        return event
+    engine = require_engine(db)
+    writer = _sqlite_writer(db, engine)
+    if writer is not None:
+        # SQLite has one writer at a time and this request's session holds the lock: a
+        # second connection would wait for it forever. Write right after it lets go,
+        # whether it commits or rolls back.
+        writer.info.setdefault(_DEFERRED, []).append((app, config, engine, row))
+        return _as_event(row, None)
+    return store(app, config, engine, row)
+
+
+def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.Any]) -> AuditEvent:
+    """Insert one event in its own transaction, applying ``AUDIT_ON_WRITE_ERROR`` on failure."""
+    try:
+        with engine.begin() as conn:
+            event_id = (conn.execute(_INSERT, row).inserted_primary_key or (None,))[0]
+    except sa.exc.DBAPIError as err:
+        if config.on_write_error == "raise":
+            raise AuditWriteError(
+                f"The audit event {row['event_type']!r} could not be stored: {err.orig}."
+                " Set AUDIT_ON_WRITE_ERROR = 'spool' to keep such events in a local file instead."
+            ) from err
+        spool.append(config.spool_path, row)
+        event = _as_event(row, None)
+        event_recorded.send(app, event=event, spooled=True)
+        return event
+    event = _as_event(row, event_id)
+    event_recorded.send(app, event=event, spooled=False)
+    return event
+
+
+def _sqlite_writer(db: t.Any, engine: sa.Engine) -> sa_orm.Session | None:
+    """The app's session if, on SQLite, it holds uncommitted writes on ``engine``."""
+    if engine.dialect.name != "sqlite":
+        return None
+    session: sa_orm.Session = db.session()
+    if not session.in_transaction():
+        return None
+    conn = session.connection()
+    dbapi = conn.connection.dbapi_connection
+    if conn.engine is engine and getattr(dbapi, "in_transaction", False):
+        return session
+    return None
+
+
+def _announce_committed(session: sa_orm.Session) -> None:
+    for app, event in session.info.pop(_PENDING, ()):
+        event_recorded.send(app, event=event, spooled=False)
+
+
+def _forget_pending(session: sa_orm.Session, *args: t.Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _store_deferred(session: sa_orm.Session, transaction: sa_orm.SessionTransaction) -> None:
+    if transaction.parent is None:
+        for app, config, engine, row in session.info.pop(_DEFERRED, ()):
+            store(app, config, engine, row)
+
+
+def install_session_hooks() -> None:
+    """Announce joined events once their transaction commits; store deferred ones after it ends."""
+    if not sa.event.contains(sa_orm.Session, "after_commit", _announce_committed):
+        sa.event.listen(sa_orm.Session, "after_commit", _announce_committed)
+        sa.event.listen(sa_orm.Session, "after_rollback", _forget_pending)
+        sa.event.listen(sa_orm.Session, "after_transaction_end", _store_deferred)
+
+
+def enabled_row(retention_days: int) -> dict[str, t.Any]:
+    """The ``audit.enabled`` event written when the table is created: "tracking since"."""
+    return {
+        "uid": uuid.uuid4().hex,
+        "occurred_at": utcnow(),
+        "tenant_id": None,
+        "team": None,
+        "event_type": "audit.enabled",
+        "entity": EVENT_TYPES["audit.enabled"].entity,
+        "action": EVENT_TYPES["audit.enabled"].action,
+        "outcome": "success",
+        "activity": EVENT_TYPES["audit.enabled"].activity,
+        "actor_id": context.SYSTEM_ACTOR,
+        "actor_email": context.SYSTEM_ACTOR,
+        "ip": None,
+        "user_agent": None,
+        "request_id": None,
+        "target_type": None,
+        "target_id": None,
+        "details": {"retention_days": retention_days},
+    }
+
+
+def require_engine(db: t.Any) -> sa.Engine:
+    """The app's default engine, with an actionable error when Flask-SQLAlchemy is not set up."""
+    try:
+        return t.cast(sa.Engine, db.engine)
+    except (KeyError, RuntimeError) as err:
+        raise AuditConfigError(
+            "flask_audit could not get the app's database engine: call db.init_app(app)"
+            " (Flask-SQLAlchemy) on this app and set SQLALCHEMY_DATABASE_URI."
+        ) from err

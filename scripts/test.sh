@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: system packages, a virtualenv with the
+# project and its test extras, then lint, types and the tests on SQLite, PostgreSQL
+# and MariaDB. Extra arguments go to pytest (e.g. `bash scripts/test.sh -k spool`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=${FLASK_AUDIT_VENV:-.venv}
+apt_packages=()   # Debian packages the tests need, installed when missing
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,postgres,mysql,saml]"
+
+echo "== ruff"
+"$venv/bin/ruff" check --no-fix flask_audit tests benchmarks
+"$venv/bin/ruff" format --check flask_audit tests benchmarks
+echo "== mypy"
+"$venv/bin/mypy"
+echo "== pytest"
+"$venv/bin/pytest" -n 2 --dist loadscope "$@"

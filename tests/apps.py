@@ -1,0 +1,86 @@
+"""The host app the tests drive: Flask-Login users on the app's own declarative base."""
+
+from __future__ import annotations
+
+import typing as t
+
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from flask import abort
+from flask import Flask
+from flask import request
+from flask_login import login_user
+from flask_login import LoginManager
+from flask_login import logout_user
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_audit import Audit
+
+
+class Base(sa_orm.DeclarativeBase):
+    pass
+
+
+class User(UserMixin, Base):
+    __tablename__ = "app_user"
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(primary_key=True)
+    email: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(255), unique=True)
+    password: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(255))
+    is_admin: sa_orm.Mapped[bool] = sa_orm.mapped_column(default=False)
+    role: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(32), default="member")
+    tenant: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(64))
+
+
+class Team(Base):
+    __tablename__ = "app_team"
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(primary_key=True)
+    name: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(255))
+
+
+def create_app(**config: t.Any) -> Flask:
+    """A small app: ``/login`` and ``/logout`` that never commit, and ``/team`` that does."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True, WTF_CSRF_ENABLED=False)
+    app.config.update(config)
+    db = SQLAlchemy(app, model_class=Base)
+    Audit(app, db=db)
+    login = LoginManager(app)
+
+    @login.user_loader
+    def load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id))
+
+    @app.post("/login")
+    def login_view() -> str:
+        user = db.session.scalar(sa.select(User).where(User.email == request.form["email"]))
+        if user is None or user.password != request.form["password"]:
+            abort(401)
+        login_user(user)
+        return "ok"
+
+    @app.post("/record/<event_type>")
+    def record_view(event_type: str) -> str:
+        event = t.cast(Audit, app.extensions["audit"]).record(event_type)
+        return str(event.id)
+
+    @app.post("/logout")
+    def logout_view() -> str:
+        logout_user()
+        return "bye"
+
+    return app
+
+
+def add_user(app: Flask, email: str, *, is_admin: bool = False, tenant: str | None = None) -> int:
+    """Store a user with password ``"pw"`` and return its id."""
+    db = t.cast(SQLAlchemy, app.extensions["sqlalchemy"])
+    with app.app_context():
+        user = User(email=email, password="pw", is_admin=is_admin, tenant=tenant)
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+        db.session.remove()
+    return user_id

@@ -1,0 +1,180 @@
+"""Fixtures: apps built by a factory, on SQLite, PostgreSQL and MariaDB.
+
+Each test module gets fresh databases; each test gets fresh tables. A server that cannot
+be reached skips its tests with the reason, except under ``CI=true``, where it fails them.
+Point at other servers with ``FLASK_AUDIT_PG_URL`` and ``FLASK_AUDIT_MYSQL_URL``.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import os
+import re
+import typing as t
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+from flask.testing import FlaskCliRunner
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_audit import Audit
+from flask_audit import AuditEvent
+
+from .apps import create_app
+
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+SERVER_URLS = {
+    "postgresql": os.environ.get("FLASK_AUDIT_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+    "mariadb": os.environ.get("FLASK_AUDIT_MYSQL_URL", "mariadb+pymysql://root@127.0.0.1:3306/test"),
+}
+IN_CI = os.environ.get("CI", "").lower() == "true"
+_reachable: dict[str, str | None] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect backend variants a test does not apply to (``@pytest.mark.backends(...)``)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("backends")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if marker is not None and params.get("backend") not in marker.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+def _require_server(backend: str) -> str:
+    url = SERVER_URLS[backend]
+    if backend not in _reachable:
+        try:
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _reachable[backend] = None
+        except sa.exc.DBAPIError as err:
+            _reachable[backend] = f"{backend} at {url} is unreachable: {err.orig}"
+    reason = _reachable[backend]
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: a missing database server is a failure)", pytrace=False)
+        pytest.skip(reason)
+    return url
+
+
+def _server_database(backend: str, name: str) -> c.Iterator[str]:
+    admin_url = sa.make_url(_require_server(backend))
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if backend == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+        admin.dispose()
+
+
+def database_name(label: str) -> str:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    slug = re.sub(r"[^a-z0-9]+", "_", label.lower())[-30:]
+    return f"fa_{worker}_{slug}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return t.cast(str, request.param)
+
+
+@pytest.fixture(scope="module")
+def db_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> c.Iterator[str]:
+    """A fresh database for this test module on ``backend``."""
+    name = database_name(request.module.__name__)
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / f"{name}.db"
+        engine = sa.create_engine(f"sqlite:///{path}")
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        engine.dispose()
+        yield f"sqlite:///{path}"
+    else:
+        yield from _server_database(backend, name)
+
+
+MakeApp = c.Callable[..., Flask]
+
+
+@pytest.fixture
+def make_app(db_url: str, tmp_path: t.Any) -> c.Iterator[MakeApp]:
+    """Build apps with their tables created; every table is dropped after the test."""
+    made: list[Flask] = []
+
+    def factory(**config: t.Any) -> Flask:
+        config.setdefault("SQLALCHEMY_DATABASE_URI", db_url)
+        config.setdefault("AUDIT_SPOOL_PATH", str(tmp_path / "spool.jsonl"))
+        app = create_app(**config)
+        with app.app_context():
+            db(app).create_all()
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        with app.app_context():
+            database = db(app)
+            database.session.remove()
+            try:
+                database.drop_all()
+            finally:
+                database.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: MakeApp, request: pytest.FixtureRequest) -> Flask:
+    marker = request.node.get_closest_marker("audit_config")
+    return make_app(**(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+def app_ctx(app: Flask) -> c.Iterator[None]:
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def db(app: Flask) -> SQLAlchemy:
+    return t.cast(SQLAlchemy, app.extensions["sqlalchemy"])
+
+
+def audit_of(app: Flask) -> Audit:
+    return t.cast(Audit, app.extensions["audit"])
+
+
+def stored(app: Flask, *, include_enabled: bool = False) -> list[AuditEvent]:
+    """Every stored event, oldest first (without the table's own ``audit.enabled`` row)."""
+    with app.app_context():
+        query = sa.select(AuditEvent).order_by(AuditEvent.id)
+        if not include_enabled:
+            query = query.where(AuditEvent.event_type != "audit.enabled")
+        events = list(db(app).session.scalars(query))
+        db(app).session.remove()
+        return events
