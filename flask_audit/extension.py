@@ -20,7 +20,7 @@ from .exceptions import AuditConfigError
 from .immutability import attach_trigger_ddl
 from .immutability import install_orm_guard
 from .immutability import retention_days_for_ddl
-from .models import audit_event_table
+from .models import AuditBase
 from .models import AuditEvent
 from .models import TABLE_NAME
 
@@ -45,16 +45,18 @@ def _mark_enabled(target: sa.Table, connection: sa.Connection, **kw: t.Any) -> N
     connection.execute(sa.insert(target), recorder.enabled_row(retention_days_for_ddl()))
 
 
-def _register_table(metadata: sa.MetaData) -> sa.Table:
-    """Put ``audit_event`` into the app's metadata so ``db.create_all()`` creates it."""
-    table = metadata.tables.get(TABLE_NAME)
-    if table is None:
-        table = audit_event_table.to_metadata(metadata)
-    for each in (table, audit_event_table):
-        attach_trigger_ddl(each)
-        if not sa.event.contains(each, "after_create", _mark_enabled):
-            sa.event.listen(each, "after_create", _mark_enabled)
-    return table
+def _register_tables(metadata: sa.MetaData) -> None:
+    """Put flask_audit's tables into the app's metadata so ``db.create_all()`` creates them."""
+    for name, source in AuditBase.metadata.tables.items():
+        table = metadata.tables.get(name)
+        if table is None:
+            table = source.to_metadata(metadata)
+        if name != TABLE_NAME:
+            continue
+        for each in (table, source):
+            attach_trigger_ddl(each)
+            if not sa.event.contains(each, "after_create", _mark_enabled):
+                sa.event.listen(each, "after_create", _mark_enabled)
 
 
 class Audit:
@@ -100,15 +102,19 @@ class Audit:
                 " audit.init_app(app, db=db)."
             )
         config = load_config(app)
-        _register_table(db.metadata)
+        _register_tables(db.metadata)
         install_orm_guard()
         recorder.install_session_hooks()
         self._states[app] = _AuditState(config=config, db=db)
         app.extensions["audit"] = self
 
+        from . import capture
+        from . import views
         from .cli import audit_cli
 
         app.cli.add_command(audit_cli)
+        views.register(app, config)
+        capture.connect(app, self)
 
     def _state(self, app: Flask | None = None) -> _AuditState:
         app = app or current_app._get_current_object()  # type: ignore[attr-defined]
