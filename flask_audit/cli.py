@@ -12,8 +12,8 @@ from . import spool
 from .immutability import create_triggers
 
 if t.TYPE_CHECKING:
-    from .extension import Audit
     from .extension import _AuditState
+    from .extension import Audit
 
 audit_cli = AppGroup("audit", help="Manage the audit trail.")
 

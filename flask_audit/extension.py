@@ -14,6 +14,7 @@ from flask import current_app
 from flask import Flask
 
 from . import recorder
+from . import tracking
 from .config import AuditConfig
 from .config import load_config
 from .exceptions import AuditConfigError
@@ -77,6 +78,7 @@ class Audit:
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
         self._db = db
         self._states: weakref.WeakKeyDictionary[Flask, _AuditState] = weakref.WeakKeyDictionary()
+        self._tracked: dict[type, tracking.TrackSpec] = {}
         if app is not None:
             self.init_app(app, db=db)
 
@@ -182,3 +184,44 @@ class Audit:
         )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         return recorder.write(app, state.config, state.db, row, session)
+
+    def track(
+        self,
+        model: type,
+        *,
+        entity: str,
+        fields: c.Sequence[str],
+        event_prefix: str | None = None,
+        label: c.Callable[[t.Any], str] | None = None,
+        field_events: c.Mapping[str, str] | None = None,
+    ) -> None:
+        """Record ORM inserts, updates and deletes of ``model`` as events.
+
+        Events are ``<prefix>.created``, ``<prefix>.updated`` (with before and after of the
+        changed ``fields``; other columns are ignored) and ``<prefix>.deleted``, written in
+        the same transaction as the change. A field listed in ``field_events`` gets its own
+        event type instead: a tracked ``role`` field yields ``role.updated`` by default.
+        ORM bulk ``update()``/``delete()`` on ``model`` raise
+        :class:`~flask_audit.tracking.TrackedBulkStatementError`.
+
+        :param entity: the Entity column, such as ``"Team"``.
+        :param event_prefix: defaults to ``entity`` in lower case (``"team"``).
+        :param label: ``callable(obj) -> str`` naming the object in sentences; defaults to
+            its ``name``, ``email`` or ``title``.
+        """
+        mapper: sa_orm.Mapper[t.Any] = sa.inspect(model)
+        unknown = ", ".join(repr(name) for name in fields if name not in mapper.attrs)
+        if unknown:
+            raise AuditConfigError(f"{model.__name__} has no mapped attribute {unknown}.")
+        events = dict(field_events) if field_events is not None else {}
+        if field_events is None and "role" in fields:
+            events["role"] = "role.updated"
+        self._tracked[model] = tracking.TrackSpec(
+            entity=entity,
+            fields=tuple(fields),
+            prefix=event_prefix or entity.lower().replace(" ", "_"),
+            label=label or tracking.default_label,
+            field_events=events,
+        )
+        tracking.load_old_values(model, fields)
+        tracking.install()

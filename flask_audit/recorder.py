@@ -167,6 +167,15 @@ def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.A
     return event
 
 
+def write_in_flush(app: Flask, session: sa_orm.Session, rows: list[dict[str, t.Any]]) -> None:
+    """Insert tracked-change events on the flushing session's connection: one transaction."""
+    conn = session.connection()
+    pending = session.info.setdefault(_PENDING, [])
+    for row in rows:
+        event_id = (conn.execute(_INSERT, row).inserted_primary_key or (None,))[0]
+        pending.append((app, _as_event(row, event_id)))
+
+
 def _sqlite_writer(db: t.Any, engine: sa.Engine) -> sa_orm.Session | None:
     """The app's session if, on SQLite, it holds uncommitted writes on ``engine``."""
     if engine.dialect.name != "sqlite":

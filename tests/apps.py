@@ -16,6 +16,7 @@ from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_audit import Audit
+from flask_audit import signals
 
 
 class Base(sa_orm.DeclarativeBase):
@@ -41,12 +42,18 @@ class Team(Base):
 
 
 def create_app(**config: t.Any) -> Flask:
-    """A small app: ``/login`` and ``/logout`` that never commit, and ``/team`` that does."""
+    """A small app whose ``/login`` and ``/logout`` never commit.
+
+    ``TEST_TRACK_MODELS=True`` tracks ``Team.name`` and ``User.email``/``User.role``.
+    """
     app = Flask(__name__)
     app.config.update(SECRET_KEY="test", TESTING=True, WTF_CSRF_ENABLED=False)
     app.config.update(config)
     db = SQLAlchemy(app, model_class=Base)
-    Audit(app, db=db)
+    audit = Audit(app, db=db)
+    if app.config.get("TEST_TRACK_MODELS"):
+        audit.track(Team, entity="Team", fields=["name"])
+        audit.track(User, entity="User", fields=["email", "role"])
     login = LoginManager(app)
 
     @login.user_loader
@@ -55,10 +62,15 @@ def create_app(**config: t.Any) -> Flask:
 
     @app.post("/login")
     def login_view() -> str:
-        user = db.session.scalar(sa.select(User).where(User.email == request.form["email"]))
+        email = request.form["email"]
+        user = db.session.scalar(sa.select(User).where(User.email == email))
         if user is None or user.password != request.form["password"]:
+            reason = "unknown_user" if user is None else "bad_password"
+            signals.login_failed.send(
+                app, email=email, reason=reason, user=user, password=request.form["password"]
+            )
             abort(401)
-        login_user(user)
+        login_user(user, remember=bool(request.form.get("remember")))
         return "ok"
 
     @app.post("/record/<event_type>")

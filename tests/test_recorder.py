@@ -182,7 +182,8 @@ def test_actor_survives_the_users_deletion(app: Flask) -> None:
         audit_of(app).record("team.created")
         db(app).session.delete(user)
         db(app).session.commit()
-    [row] = stored(app)
+    login, row = stored(app)
+    assert login.event_type == "user.login"
     assert (row.actor_id, row.actor_email) == (str(user_id), "carol@example.com")
 
 

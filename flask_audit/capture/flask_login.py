@@ -1,0 +1,95 @@
+"""Flask-Login's signals → ``user.login`` and ``user.logout``.
+
+Flask-Login announces sign-in, sign-out and a remember-me restore, but not a failed
+sign-in: apps send :data:`flask_audit.signals.login_failed` for that. When
+Flask-Security-Too is set up on the app, its adapter owns ``user.login`` (it knows how the
+user authenticated and which re-logins are not sign-ins), so sign-ins are skipped here.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import Flask
+from flask import g
+from flask import has_app_context
+
+from .._names import describe_user
+
+_METHOD = "_flask_audit_login_method"
+_DETAILS = "_flask_audit_login_details"
+_METHOD_LABELS = {"sso": "SSO", "magic_link": "a magic link", "webauthn": "a security key"}
+
+
+def mark_login(method: str, **details: t.Any) -> None:
+    """Say how the sign-in about to happen was made (``"sso"``, ``"magic_link"``, ...).
+
+    Call it before ``login_user()``; the ``user.login`` event then carries
+    ``details.method`` and these details. Without it the method is ``"password"``.
+    """
+    setattr(g, _METHOD, method)
+    setattr(g, _DETAILS, details)
+
+
+def _audit(app: Flask) -> t.Any:
+    return app.extensions["audit"]
+
+
+def _on_login(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
+    if not has_app_context() or app.extensions.get("security") is not None:
+        return
+    method = g.pop(_METHOD, "password")
+    details = {"method": method, **g.pop(_DETAILS, {})}
+    label = _METHOD_LABELS.get(method, method.replace("_", " "))
+    sentence = "Signed in" if method == "password" else f"Signed in with {label}"
+    _audit(app).record("user.login", actor=user, activity=sentence, details=details)
+
+
+def _on_cookie(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
+    if not has_app_context():
+        return
+    _audit(app).record(
+        "user.login",
+        actor=user,
+        activity="Signed in with a remember-me cookie",
+        details={"method": "remember_cookie"},
+    )
+
+
+def _on_logout(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
+    if not has_app_context():
+        return
+    _audit(app).record("user.logout", actor=user)
+
+
+def _on_login_failed(
+    app: Flask,
+    email: str | None = None,
+    reason: str = "invalid_credentials",
+    user: t.Any = None,
+    **extra: t.Any,
+) -> None:
+    if not has_app_context():
+        return
+    who = describe_user(user) if user is not None else (email or "an unknown user")
+    _audit(app).record(
+        "user.login_failed",
+        actor=user,
+        actor_email=email if user is None else describe_user(user),
+        activity=f"Failed sign-in for {who} ({reason.replace('_', ' ')})",
+        details={"reason": reason, "email": email, **extra.get("details", {})},
+    )
+
+
+def connect(app: Flask) -> None:
+    """Connect the receivers for ``app``'s signals only."""
+    from flask_login import user_loaded_from_cookie
+    from flask_login import user_logged_in
+    from flask_login import user_logged_out
+
+    from ..signals import login_failed
+
+    user_logged_in.connect(_on_login, sender=app)
+    user_loaded_from_cookie.connect(_on_cookie, sender=app)
+    user_logged_out.connect(_on_logout, sender=app)
+    login_failed.connect(_on_login_failed, sender=app)
