@@ -19,12 +19,14 @@ fi
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,postgres,mysql,saml]"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,docs,postgres,mysql,saml]"
 
 echo "== ruff"
 "$venv/bin/ruff" check --no-fix flask_audit tests benchmarks
 "$venv/bin/ruff" format --check flask_audit tests benchmarks
 echo "== mypy"
 "$venv/bin/mypy"
+echo "== docs"
+"$venv/bin/sphinx-build" -W -q -b html docs docs/_build/html
 echo "== pytest"
 "$venv/bin/pytest" -n 2 --dist loadscope "$@"
