@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${FLASK_AUDIT_VENV:-.venv}
-apt_packages=()   # Debian packages the tests need, installed when missing
+apt_packages=(xmlsec1)   # Debian packages the tests need (xmlsec1: SAML signatures), installed when missing
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
