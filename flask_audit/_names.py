@@ -7,6 +7,8 @@ import typing as t
 from flask import current_app
 from flask import has_app_context
 
+from .context import stable_id
+
 
 def describe_user(user: t.Any) -> str:
     """The user's email (through ``AUDIT_ACTOR_EMAIL``), else its id."""
@@ -19,16 +21,13 @@ def describe_user(user: t.Any) -> str:
         email = current_app.extensions["audit"].config.actor_email(user)
     if email:
         return str(email)
-    get_id = getattr(user, "get_id", None)
-    return f"user {get_id() if callable(get_id) else getattr(user, 'id', '?')}"
+    return f"user {stable_id(user) or '?'}"
 
 
 def user_id(user: t.Any) -> str | None:
     if user is None or isinstance(user, str):
         return None
-    get_id = getattr(user, "get_id", None)
-    value = get_id() if callable(get_id) else getattr(user, "id", None)
-    return None if value is None else str(value)
+    return stable_id(user)
 
 
 def describe_team(team: t.Any) -> str:

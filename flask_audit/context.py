@@ -84,11 +84,22 @@ def current_user_or_none() -> t.Any:
     return user
 
 
+def stable_id(user: t.Any) -> str | None:
+    """The user's primary key as text; ``get_id()`` only when there is no ``id``.
+
+    Flask-Security's ``get_id()`` is a token that changes with every password change, so
+    it would split one person's trail into several actors.
+    """
+    raw_id = getattr(user, "id", None)
+    if raw_id is None:
+        get_id = getattr(user, "get_id", None)
+        raw_id = get_id() if callable(get_id) else None
+    return None if raw_id is None else str(raw_id)
+
+
 def actor_of(user: t.Any, config: AuditConfig) -> Actor:
     """Actor id and email as text, so the trail outlives the user's account."""
-    get_id = getattr(user, "get_id", None)
-    raw_id = get_id() if callable(get_id) else getattr(user, "id", None)
-    return Actor(None if raw_id is None else str(raw_id), config.actor_email(user))
+    return Actor(stable_id(user), config.actor_email(user))
 
 
 def current_actor(config: AuditConfig) -> Actor:

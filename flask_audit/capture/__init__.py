@@ -14,6 +14,15 @@ if t.TYPE_CHECKING:
 
 
 def connect(app: Flask, audit: Audit) -> None:
-    """Connect every adapter that applies to ``app``."""
+    """Connect every adapter that applies to ``app``.
+
+    The Flask-Security-Too adapter connects whether or not ``Security`` is set up yet:
+    its signals are sent with the app as sender, so nothing fires until it is.
+    """
     flask_login.connect(app)
     audit_signals.connect(app)
+    try:
+        from . import flask_security
+    except ImportError:  # pragma: no cover - the adapter module is optional
+        return
+    flask_security.connect(app, audit)

@@ -31,6 +31,11 @@ def mark_login(method: str, **details: t.Any) -> None:
     setattr(g, _DETAILS, details)
 
 
+def pop_login_mark() -> tuple[str, dict[str, t.Any]]:
+    """Take what :func:`mark_login` said (``("password", {})`` if nothing), once."""
+    return g.pop(_METHOD, "password"), g.pop(_DETAILS, {})
+
+
 def _audit(app: Flask) -> t.Any:
     return app.extensions["audit"]
 
@@ -38,8 +43,8 @@ def _audit(app: Flask) -> t.Any:
 def _on_login(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
     if not has_app_context() or app.extensions.get("security") is not None:
         return
-    method = g.pop(_METHOD, "password")
-    details = {"method": method, **g.pop(_DETAILS, {})}
+    method, marked = pop_login_mark()
+    details = {"method": method, **marked}
     label = _METHOD_LABELS.get(method, method.replace("_", " "))
     sentence = "Signed in" if method == "password" else f"Signed in with {label}"
     _audit(app).record("user.login", actor=user, activity=sentence, details=details)
@@ -57,7 +62,8 @@ def _on_cookie(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
 
 
 def _on_logout(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
-    if not has_app_context():
+    # Flask-Login announces a logout even when nobody was signed in.
+    if not has_app_context() or user is None or not getattr(user, "is_authenticated", False):
         return
     _audit(app).record("user.logout", actor=user)
 
