@@ -11,9 +11,11 @@ import re
 import typing as t
 import uuid
 
+from flask import current_app
 from flask import g
 from flask import has_request_context
 from flask import request
+from flask_login import current_user
 
 from .config import AuditConfig
 
@@ -41,6 +43,13 @@ def client_ip(config: AuditConfig) -> str | None:
     """
     if not has_request_context():
         return None
+    state = _request_state()
+    if "ip" not in state:
+        state["ip"] = _client_ip(config)
+    return t.cast("str | None", state["ip"])
+
+
+def _client_ip(config: AuditConfig) -> str | None:
     remote = request.remote_addr
     if config.trusted_proxies:
         forwarded = [part for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
@@ -67,18 +76,19 @@ def request_id(config: AuditConfig) -> str | None:
 def user_agent() -> str | None:
     if not has_request_context():
         return None
-    return request.headers.get("User-Agent") or None
+    state = _request_state()
+    if "user_agent" not in state:
+        state["user_agent"] = request.headers.get("User-Agent") or None
+    return t.cast("str | None", state["user_agent"])
 
 
 def current_user_or_none() -> t.Any:
     """Flask-Login's authenticated user, or ``None`` (anonymous, no request, no Flask-Login)."""
     if not has_request_context():
         return None
-    try:
-        from flask_login import current_user
-    except ImportError:  # pragma: no cover - Flask-Login is a dependency
-        return None
-    user = current_user._get_current_object() if current_user else None
+    if getattr(current_app, "login_manager", None) is None:
+        return None  # the app does not use Flask-Login
+    user = current_user._get_current_object()
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     return user

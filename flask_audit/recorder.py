@@ -36,6 +36,8 @@ from .taxonomy import OUTCOMES
 _INSERT = sa.insert(audit_event_table)
 _PENDING = "_flask_audit_pending"
 _DEFERRED = "_flask_audit_deferred"
+_QUEUED = "_flask_audit_queued"
+_WROTE = "_flask_audit_wrote"  # set when a session writes; SQLite then holds its lock
 
 #: Marks "not given": ``None`` is a meaningful value for actor, team and tenant.
 CURRENT: t.Any = type("CURRENT", (), {"__repr__": lambda self: "CURRENT"})()
@@ -113,12 +115,28 @@ def build_row(
     return row
 
 
+_MANAGER = sa_orm.attributes.manager_of_class(AuditEvent)
+
+
 def _as_event(row: c.Mapping[str, t.Any], event_id: int | None) -> AuditEvent:
-    event = AuditEvent(id=event_id, **row)
+    """The returned object: a detached copy of the stored row, or a transient one if unstored.
+
+    Filled the way the ORM fills loaded rows (attribute events cost more than the insert).
+    """
+    if not _MANAGER.mapper.configured:
+        sa_orm.configure_mappers()
+    event: AuditEvent = _MANAGER.new_instance()
+    event.__dict__.update(row)
     if event_id is not None:
-        # Stored already: a later session.add() must not insert it again.
-        sa_orm.make_transient_to_detached(event)
+        _mark_stored(event, event_id)
     return event
+
+
+def _mark_stored(event: AuditEvent, event_id: int) -> None:
+    # Detached with its identity: a later session.add() never inserts it again, and any
+    # change to it is refused at flush.
+    event.__dict__["id"] = event_id
+    sa_orm.make_transient_to_detached(event)
 
 
 def write(
@@ -132,9 +150,10 @@ def write(
     if not config.enabled:
         return _as_event(row, None)
     if session is not None:
-        event = AuditEvent(**row)
-        session.add(event)
-        session.info.setdefault(_PENDING, []).append((app, event))
+        # Inserted in one batch as the session commits (see _insert_queued), not through
+        # the unit of work: per-object ORM flushes cost several times the insert itself.
+        event = _as_event(row, None)
+        session.info.setdefault(_QUEUED, []).append((app, event, row))
         return event
     engine = require_engine(db)
     writer = _sqlite_writer(db, engine)
@@ -147,11 +166,16 @@ def write(
     return store(app, config, engine, row)
 
 
+def _insert_one(conn: sa.Connection, row: dict[str, t.Any]) -> int:
+    key = conn.execute(_INSERT, row).inserted_primary_key
+    return t.cast(int, key[0] if key else None)
+
+
 def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.Any]) -> AuditEvent:
     """Insert one event in its own transaction, applying ``AUDIT_ON_WRITE_ERROR`` on failure."""
     try:
         with engine.begin() as conn:
-            event_id = (conn.execute(_INSERT, row).inserted_primary_key or (None,))[0]
+            event_id = _insert_one(conn, row)
     except sa.exc.DBAPIError as err:
         if config.on_write_error == "raise":
             raise AuditWriteError(
@@ -172,22 +196,27 @@ def write_in_flush(app: Flask, session: sa_orm.Session, rows: list[dict[str, t.A
     conn = session.connection()
     pending = session.info.setdefault(_PENDING, [])
     for row in rows:
-        event_id = (conn.execute(_INSERT, row).inserted_primary_key or (None,))[0]
-        pending.append((app, _as_event(row, event_id)))
+        pending.append((app, _as_event(row, _insert_one(conn, row))))
 
 
 def _sqlite_writer(db: t.Any, engine: sa.Engine) -> sa_orm.Session | None:
-    """The app's session if, on SQLite, it holds uncommitted writes on ``engine``."""
+    """The app's session if, on SQLite, it has written in its open transaction."""
     if engine.dialect.name != "sqlite":
         return None
-    session: sa_orm.Session = db.session()
-    if not session.in_transaction():
+    registry = db.session.registry
+    if not registry.has():
         return None
-    conn = session.connection()
-    dbapi = conn.connection.dbapi_connection
-    if conn.engine is engine and getattr(dbapi, "in_transaction", False):
-        return session
-    return None
+    session: sa_orm.Session = registry()
+    return session if session.info.get(_WROTE) and session.in_transaction() else None
+
+
+def _mark_write(session: sa_orm.Session, *args: t.Any) -> None:
+    session.info[_WROTE] = True
+
+
+def _mark_dml(state: sa_orm.ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[_WROTE] = True
 
 
 def _announce_committed(session: sa_orm.Session) -> None:
@@ -195,22 +224,45 @@ def _announce_committed(session: sa_orm.Session) -> None:
         event_recorded.send(app, event=event, spooled=False)
 
 
+def _insert_queued(session: sa_orm.Session) -> None:
+    """Insert the events that joined this session, in one statement, inside its transaction."""
+    queued = session.info.pop(_QUEUED, None)
+    if not queued:
+        return
+    conn = session.connection()
+    rows = [row for _app, _event, row in queued]
+    if conn.dialect.insert_executemany_returning:
+        result = conn.execute(_INSERT.returning(audit_event_table.c.uid, audit_event_table.c.id), rows)
+        ids: dict[str, int] = {uid: event_id for uid, event_id in result}
+    else:  # pragma: no cover - every supported backend returns ids from executemany
+        ids = {row["uid"]: _insert_one(conn, row) for row in rows}
+    pending = session.info.setdefault(_PENDING, [])
+    for app, event, row in queued:
+        _mark_stored(event, ids[row["uid"]])
+        pending.append((app, event))
+
+
 def _forget_pending(session: sa_orm.Session, *args: t.Any) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_QUEUED, None)
 
 
 def _store_deferred(session: sa_orm.Session, transaction: sa_orm.SessionTransaction) -> None:
     if transaction.parent is None:
+        session.info.pop(_WROTE, None)
         for app, config, engine, row in session.info.pop(_DEFERRED, ()):
             store(app, config, engine, row)
 
 
 def install_session_hooks() -> None:
-    """Announce joined events once their transaction commits; store deferred ones after it ends."""
+    """Announce joined events after commit; note sessions that write; store deferred events."""
     if not sa.event.contains(sa_orm.Session, "after_commit", _announce_committed):
+        sa.event.listen(sa_orm.Session, "before_commit", _insert_queued)
         sa.event.listen(sa_orm.Session, "after_commit", _announce_committed)
         sa.event.listen(sa_orm.Session, "after_rollback", _forget_pending)
         sa.event.listen(sa_orm.Session, "after_transaction_end", _store_deferred)
+        sa.event.listen(sa_orm.Session, "after_flush", _mark_write)
+        sa.event.listen(sa_orm.Session, "do_orm_execute", _mark_dml)
 
 
 def enabled_row(retention_days: int) -> dict[str, t.Any]:

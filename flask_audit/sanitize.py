@@ -10,6 +10,7 @@ import collections.abc as c
 import datetime as dt
 import decimal
 import enum
+import functools
 import re
 import typing as t
 import uuid
@@ -29,6 +30,7 @@ _SECRET_KEY = re.compile(
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
+@functools.lru_cache(maxsize=2048)
 def is_secret_key(key: str) -> bool:
     """Whether a details key names something that must never be stored."""
     return bool(_SECRET_KEY.search(_CAMEL.sub("_", key).lower()))
@@ -38,6 +40,9 @@ def clean_text(value: t.Any, limit: int | None) -> str | None:
     """Text fit for any backend: valid UTF-8, no NUL, at most ``limit`` characters."""
     if value is None:
         return None
+    if type(value) is str and value.isascii() and "\x00" not in value:
+        if limit is None or len(value) <= limit:
+            return value  # the common case, without the checks below
     text = value if isinstance(value, str) else str(value)
     if "\x00" in text:
         text = text.replace("\x00", "\ufffd")
