@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import typing as t
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
+from . import csv_export
+from . import jobs
+from . import retention
+from . import sealing
 from . import spool
+from .exceptions import AuditError
 from .immutability import create_triggers
+from .query import AuditFilter
 
 if t.TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
     from .extension import _AuditState
     from .extension import Audit
 
@@ -45,3 +57,173 @@ def triggers_command() -> None:
     with state.engine.begin() as conn:
         create_triggers(conn, days, replace=True)
     click.echo(f"Installed the audit triggers on {state.engine.dialect.name} with a {days}-day window.")
+
+
+class _Progress:
+    """A click progress bar made on the first report; hidden when stdout is not a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._stack = contextlib.ExitStack()
+        self._bar: ProgressBar[int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            bar = click.progressbar(length=total, label=self.label, hidden=not sys.stdout.isatty())
+            self._bar = self._stack.enter_context(bar)
+        self._bar.update(done - self._bar.pos)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def _fail(err: Exception) -> click.ClickException:
+    return click.ClickException(str(err))
+
+
+@audit_cli.command("prune")
+@click.option(
+    "--days", type=click.IntRange(min=1), help="Age in days (default and minimum: AUDIT_RETENTION_DAYS)."
+)
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--archive",
+    type=click.Path(dir_okay=False, writable=True),
+    help="First write the events to this new gzip JSON-lines file and check it.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=retention.DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="Events deleted per transaction.",
+)
+def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_size: int) -> None:
+    """Delete the events older than the retention window, in batches."""
+    state = _state()
+    audit = t.cast("Audit", current_app.extensions["audit"])
+    try:
+        with _Progress("Pruning") as progress:
+            result = retention.prune(
+                state.engine,
+                state.config,
+                days=days,
+                dry_run=dry_run,
+                archive=archive,
+                batch_size=batch_size,
+                progress=progress,
+                audit=audit,
+            )
+    except (ValueError, AuditError, sa.exc.SQLAlchemyError) as err:
+        raise _fail(err) from err
+    older = f"older than {result.cutoff:%Y-%m-%d %H:%M:%S} UTC ({result.days} days)"
+    notes = [f"archived to {result.archive}"] if result.archive else []
+    if result.held_back:
+        notes.append(f"{result.held_back} older event(s) kept (the newest, or sealed after the run began)")
+    if result.sealed:
+        notes.append("recorded in the seal chain")
+    tail = "".join(f"; {note}" for note in notes)
+    if dry_run:
+        click.echo(f"Dry run: {result.count} event(s) {older} would be pruned{tail}.")
+    else:
+        click.echo(f"Pruned {result.count} event(s) {older}{tail}.")
+
+
+@audit_cli.command("seal")
+def seal_command() -> None:
+    """Seal every committed event not sealed yet (needs AUDIT_SEAL_KEY)."""
+    state = _state()
+    try:
+        result = sealing.seal(state.engine, state.config.seal_key)
+    except (AuditError, sa.exc.SQLAlchemyError) as err:
+        raise _fail(err) from err
+    if not result.seals:
+        click.echo("Nothing new to seal: every committed event is sealed.")
+        return
+    click.echo(
+        f"Sealed {result.events} event(s), ids {result.first_id} to {result.last_id}, in"
+        f" {result.seals} seal(s); chain head {result.head}."
+    )
+
+
+@audit_cli.command("verify")
+@click.option("--anchor", help="A chain head printed by an earlier 'flask audit seal', kept elsewhere.")
+def verify_command(anchor: str | None) -> None:
+    """Check every sealed event against the HMAC chain; fail on the first difference."""
+    state = _state()
+    try:
+        report = sealing.verify(state.engine, state.config.seal_key, anchor=anchor)
+    except (AuditError, sa.exc.SQLAlchemyError) as err:
+        raise _fail(err) from err
+    if report.problem is not None:
+        raise click.ClickException(f"Verification failed: {report.problem.message}")
+    if not report.links:
+        click.echo(f"Nothing is sealed yet: {report.unsealed} event(s); run 'flask audit seal'.")
+        return
+    click.echo(
+        f"Verified {report.events} sealed event(s) against {report.links} chain link(s);"
+        f" {report.unsealed} newer event(s) not sealed yet."
+    )
+
+
+@audit_cli.command("export")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
+@click.option("--format", "fmt", type=click.Choice(csv_export.FORMATS), default="csv", show_default=True)
+@click.option("--entity", help="Such as 'Login' or 'Team'.")
+@click.option("--event-type", help="Such as 'role.updated'.")
+@click.option("--actor", help="The actor's email address.")
+@click.option("--team")
+@click.option("--action", help="create, update, delete, export, login or logout.")
+@click.option("--outcome", help="success or failure.")
+@click.option("--start", help="YYYY-MM-DD or an ISO 8601 time (in AUDIT_TIMEZONE without an offset).")
+@click.option("--end", help="YYYY-MM-DD (the whole day) or an ISO 8601 time.")
+@click.option("--tenant", help="Only this tenant's events (default: every tenant).")
+def export_command(out: str, fmt: str, tenant: str | None, **filters: str | None) -> None:
+    """Write the events of the retention window that match the filters, newest first."""
+    state = _state()
+    try:
+        flt = AuditFilter.from_args(filters, timezone=state.config.timezone)
+    except AuditError as err:
+        raise _fail(err) from err
+    stmt = csv_export.export_statement(
+        flt, retention_days=state.config.retention_days, tenant_scoped=tenant is not None, tenant_id=tenant
+    )
+    part = f"{out}.part"
+    try:
+        with open(part, "wb") as file, state.engine.connect() as conn:
+            stats = csv_export.write_export(conn, stmt, file, fmt=fmt)
+        os.replace(part, out)
+    except (OSError, sa.exc.SQLAlchemyError) as err:
+        with contextlib.suppress(OSError):
+            os.remove(part)
+        raise _fail(err) from err
+    t.cast("Audit", current_app.extensions["audit"]).record(
+        "audit.exported",
+        activity=f"Exported {stats.rows} audit event(s) to a file",
+        tenant_id=tenant,
+        details={"filters": flt.to_args(), "rows": stats.rows, "format": fmt, "delivery": "file"},
+    )
+    click.echo(f"Exported {stats.rows} event(s) to {out} ({fmt}, {stats.bytes} bytes).")
+
+
+@audit_cli.group("exports")
+def exports_cli() -> None:
+    """The export jobs that admins request from the audit log page."""
+
+
+@exports_cli.command("run")
+@click.option("--once", is_flag=True, help="Run the jobs due now, then exit.")
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Stop after this many jobs.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=5.0, help="Seconds between polls (5).")
+def exports_run_command(once: bool, max_jobs: int | None, interval: float) -> None:
+    """Send queued exports and due retries; without --once, keep polling until interrupted."""
+    summary = jobs.run_due(max_jobs=max_jobs) if once else jobs.work(interval=interval, max_jobs=max_jobs)
+    click.echo(
+        f"Ran {summary.processed} export job(s): {summary.sent} sent, {summary.retrying} to retry,"
+        f" {summary.failed} failed."
+    )
+    if summary.failed:
+        raise click.ClickException(f"{summary.failed} export job(s) failed for good: see 'last_error'.")

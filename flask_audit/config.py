@@ -31,6 +31,18 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_SEAL_KEY": None,
     "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "AUDIT_TIMEZONE": "UTC",
+    # Automatic sealing (see flask_audit.sealing): after this many events, or this many
+    # seconds after an unsealed event; ``None`` turns that trigger off. Needs AUDIT_SEAL_KEY.
+    "AUDIT_SEAL_EVERY_EVENTS": None,
+    "AUDIT_SEAL_INTERVAL_SECONDS": None,
+    # Export jobs (see flask_audit.jobs): run in the web process right after the response
+    # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
+    # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.
+    "AUDIT_EXPORT_MODE": "inline",
+    "AUDIT_EXPORT_MAX_ATTEMPTS": 5,
+    "AUDIT_EXPORT_RETRY_DELAY": 60,
+    "AUDIT_EXPORT_LINK_MAX_AGE": 7 * 24 * 3600,
+    "AUDIT_EXPORT_COMPRESS_ABOVE_BYTES": 1024 * 1024,
 }
 
 UserCallable = c.Callable[[t.Any], t.Any]
@@ -64,6 +76,13 @@ class AuditConfig:
     seal_key: bytes | None
     export_attachment_max_bytes: int
     timezone: str
+    seal_every_events: int | None = None
+    seal_interval_seconds: float | None = None
+    export_mode: str = "inline"
+    export_max_attempts: int = 5
+    export_retry_delay: float = 60.0
+    export_link_max_age: int = 7 * 24 * 3600
+    export_compress_above_bytes: int = 1024 * 1024
 
 
 def _callable(config: c.Mapping[str, t.Any], key: str) -> t.Any:
@@ -130,7 +149,30 @@ def load_config(app: Flask) -> AuditConfig:
         seal_key=_seal_key(cfg["AUDIT_SEAL_KEY"]),
         export_attachment_max_bytes=_int(cfg, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES", 1),
         timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
+        **_auto_seal(cfg),
+        **_export_settings(cfg),
     )
+
+
+def _auto_seal(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """The automatic sealing triggers, refused at start-up when no key could sign a seal."""
+    every = config["AUDIT_SEAL_EVERY_EVENTS"]
+    if every is not None:
+        every = _int(config, "AUDIT_SEAL_EVERY_EVENTS", 1)
+    interval = config["AUDIT_SEAL_INTERVAL_SECONDS"]
+    if interval is not None and (
+        isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval < float("inf")
+    ):
+        raise AuditConfigError(
+            f"AUDIT_SEAL_INTERVAL_SECONDS must be a positive number of seconds or None, not {interval!r}."
+        )
+    if (every is not None or interval is not None) and _seal_key(config["AUDIT_SEAL_KEY"]) is None:
+        key = "AUDIT_SEAL_EVERY_EVENTS" if every is not None else "AUDIT_SEAL_INTERVAL_SECONDS"
+        raise AuditConfigError(f"{key} turns on automatic sealing, which needs AUDIT_SEAL_KEY to be set.")
+    return {
+        "seal_every_events": every,
+        "seal_interval_seconds": None if interval is None else float(interval),
+    }
 
 
 def _timezone(value: t.Any) -> str:
@@ -144,3 +186,23 @@ def _timezone(value: t.Any) -> str:
             f"AUDIT_TIMEZONE = {value!r} is not a known time zone; use an IANA name such as 'Europe/Berlin'."
         ) from err
     return str(value)
+
+
+EXPORT_MODES = ("inline", "worker")
+
+
+def _export_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """How export jobs run, retry and deliver; checked at start-up, not at the first export."""
+    mode = config["AUDIT_EXPORT_MODE"]
+    if mode not in EXPORT_MODES:
+        raise AuditConfigError(f"AUDIT_EXPORT_MODE must be one of {', '.join(EXPORT_MODES)}, not {mode!r}.")
+    delay = config["AUDIT_EXPORT_RETRY_DELAY"]
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < float("inf"):
+        raise AuditConfigError(f"AUDIT_EXPORT_RETRY_DELAY must be a number of seconds, not {delay!r}.")
+    return {
+        "export_mode": mode,
+        "export_max_attempts": _int(config, "AUDIT_EXPORT_MAX_ATTEMPTS", 1),
+        "export_retry_delay": float(delay),
+        "export_link_max_age": _int(config, "AUDIT_EXPORT_LINK_MAX_AGE", 1),
+        "export_compress_above_bytes": _int(config, "AUDIT_EXPORT_COMPRESS_ABOVE_BYTES", 0),
+    }

@@ -113,10 +113,12 @@ class Audit:
         from . import capture
         from . import views
         from .cli import audit_cli
+        from .sealing import connect_auto_seal
 
         app.cli.add_command(audit_cli)
         views.register(app, config)
         capture.connect(app, self)
+        connect_auto_seal(app, config)
 
     def _state(self, app: Flask | None = None) -> _AuditState:
         app = app or current_app._get_current_object()  # type: ignore[attr-defined]

@@ -13,7 +13,9 @@ import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 
 from .exceptions import ImmutableAuditEventError
+from .models import audit_seal_table
 from .models import AuditEvent
+from .models import SEAL_TABLE_NAME
 from .models import TABLE_NAME
 
 TRIGGER_NAMES = ("audit_event_no_update", "audit_event_no_delete", "audit_event_no_truncate")
@@ -174,3 +176,72 @@ def install_orm_guard() -> None:
     if not sa.event.contains(sa_orm.Session, "before_flush", _refuse_changes):
         sa.event.listen(sa_orm.Session, "before_flush", _refuse_changes)
         sa.event.listen(sa_orm.Session, "do_orm_execute", _refuse_bulk)
+
+
+# -- the seal table ------------------------------------------------------------------
+# Seals are never changed nor removed, not even by prune: no window, no exceptions.
+
+SEAL_TRIGGER_NAMES = ("audit_seal_no_update", "audit_seal_no_delete", "audit_seal_no_truncate")
+_SEAL_VERBS = ("UPDATE", "DELETE")
+
+
+def seal_refused(verb: str) -> str:
+    """The message the seal triggers raise for ``verb``."""
+    return f"{SEAL_TABLE_NAME} is insert-only: {verb} refused"
+
+
+def seal_trigger_statements(dialect_name: str) -> list[str]:
+    """The SQL that makes ``audit_seal`` insert-only on one dialect (empty if unknown)."""
+    table = SEAL_TABLE_NAME
+    if dialect_name == "sqlite":
+        return [
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{seal_refused(verb)}'); END"
+            for verb in _SEAL_VERBS
+        ]
+    if dialect_name == "postgresql":
+        return [
+            "CREATE OR REPLACE FUNCTION audit_seal_refuse_change() RETURNS trigger "
+            f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = '{table} is insert-only: '"
+            " || TG_OP || ' refused', ERRCODE = 'integrity_constraint_violation'; END $$",
+            *(
+                f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+                f"FOR EACH {'STATEMENT' if verb == 'TRUNCATE' else 'ROW'} "
+                "EXECUTE FUNCTION audit_seal_refuse_change()"
+                for verb in (*_SEAL_VERBS, "TRUNCATE")
+            ),
+        ]
+    if dialect_name in ("mysql", "mariadb"):
+        return [
+            f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} FOR EACH ROW "
+            f"SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{seal_refused(verb)}'"
+            for verb in _SEAL_VERBS
+        ]
+    return []
+
+
+def drop_seal_statements(dialect_name: str) -> list[str]:
+    """The SQL that removes the seal triggers (the PostgreSQL function stays, as for events)."""
+    if dialect_name == "postgresql":
+        return [f"DROP TRIGGER IF EXISTS {name} ON {SEAL_TABLE_NAME}" for name in SEAL_TRIGGER_NAMES]
+    if dialect_name in _DIALECTS:
+        return [f"DROP TRIGGER IF EXISTS {name}" for name in SEAL_TRIGGER_NAMES[:2]]
+    return []
+
+
+def create_seal_triggers(connection: sa.Connection, *, replace: bool = False) -> None:
+    """Install the insert-only triggers of ``audit_seal``; ``replace`` drops them first."""
+    name = connection.dialect.name
+    statements = seal_trigger_statements(name)
+    if replace:
+        statements = drop_seal_statements(name) + statements
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+
+
+def _after_create_seal(target: sa.Table, connection: sa.Connection, **kw: t.Any) -> None:
+    create_seal_triggers(connection)
+
+
+# Table.to_metadata() copies propagating listeners: the app's copy of the table gets this one too.
+sa.event.listen(audit_seal_table, "after_create", _after_create_seal, propagate=True)

@@ -113,3 +113,88 @@ class AuditEvent(AuditBase):
 
 
 audit_event_table: sa.Table = t.cast(sa.Table, AuditEvent.__table__)
+
+
+SEAL_TABLE_NAME = "audit_seal"
+SEAL_KINDS = ("seal", "prune")
+_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+class AuditSeal(AuditBase):
+    """One link of the HMAC chain over ``audit_event`` (see :mod:`flask_audit.sealing`).
+
+    A ``seal`` covers the ids after the previous seal's ``last_id`` up to its own; a
+    ``prune`` records that every id up to its ``last_id`` was removed on purpose. Each
+    ``hmac`` signs the row's fields and the previous ``hmac``; ``prev_hmac`` is unique, so
+    two concurrent writers cannot fork the chain. Insert-only, like the events.
+    """
+
+    __tablename__ = SEAL_TABLE_NAME
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    kind: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(8))
+    sealed_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    first_id: sa_orm.Mapped[int | None] = sa_orm.mapped_column(sa.BigInteger())
+    last_id: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger())
+    event_count: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger())
+    cutoff: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    merkle_root: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64))
+    manifest: sa_orm.Mapped[bytes] = sa_orm.mapped_column(_BLOB)
+    prev_hmac: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64), unique=True)
+    hmac: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<AuditSeal {self.id} {self.kind} up to {self.last_id}>"
+
+
+audit_seal_table: sa.Table = t.cast(sa.Table, AuditSeal.__table__)
+
+
+EXPORT_JOB_TABLE_NAME = "audit_export_job"
+EXPORT_STATUSES = ("queued", "sending", "sent", "failed")
+
+
+class ExportJob(AuditBase):
+    """One requested export, durable until its mail is sent (see :mod:`flask_audit.jobs`).
+
+    Unlike events, a job is updated as it moves from ``queued`` through ``sending`` to
+    ``sent`` or ``failed``. ``snapshot_at`` and ``max_event_id`` pin the rows: a retry or a
+    download link later sends exactly what the admin asked for when they asked.
+    """
+
+    __tablename__ = EXPORT_JOB_TABLE_NAME
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(_BIGINT, primary_key=True, autoincrement=True)
+    created_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    requested_by_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("actor_id"))
+    requested_by_email: sa_orm.Mapped[str] = sa_orm.mapped_column(_str("actor_email"))
+    tenant_scoped: sa_orm.Mapped[bool] = sa_orm.mapped_column(default=False)
+    tenant_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("tenant_id"))
+    team: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("team"))
+    filters: sa_orm.Mapped[dict[str, str]] = sa_orm.mapped_column(_JSON, default=dict)
+    timezone: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64), default="UTC")
+    snapshot_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    max_event_id: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger(), default=0)
+    download_url: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(2000))
+    status: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(16), default="queued")
+    attempts: sa_orm.Mapped[int] = sa_orm.mapped_column(default=0)
+    next_attempt_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    claimed_until: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    claim_token: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(32))
+    last_error: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(1000))
+    row_count: sa_orm.Mapped[int | None] = sa_orm.mapped_column(sa.BigInteger())
+    file_size: sa_orm.Mapped[int | None] = sa_orm.mapped_column(sa.BigInteger())
+    delivery: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(16))
+    link_expires_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    sent_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        sa.Index("ix_audit_export_job_due", "status", "next_attempt_at"),
+        sa.Index("ix_audit_export_job_requester", "requested_by_id", "created_at"),
+    )
+
+    def __repr__(self) -> str:
+        return f"<ExportJob {self.id} {self.status} for {self.requested_by_email!r}>"
+
+
+export_job_table: sa.Table = t.cast(sa.Table, ExportJob.__table__)

@@ -231,11 +231,13 @@ def _insert_queued(session: sa_orm.Session) -> None:
         return
     conn = session.connection()
     rows = [row for _app, _event, row in queued]
-    if conn.dialect.insert_executemany_returning:
-        result = conn.execute(_INSERT.returning(audit_event_table.c.uid, audit_event_table.c.id), rows)
-        ids: dict[str, int] = {uid: event_id for uid, event_id in result}
-    else:  # pragma: no cover - every supported backend returns ids from executemany
-        ids = {row["uid"]: _insert_one(conn, row) for row in rows}
+    table = audit_event_table
+    result = conn.execute(_INSERT.returning(table.c.uid, table.c.id), rows)
+    ids: dict[str, int] = {uid: event_id for uid, event_id in result}
+    missing = [row["uid"] for row in rows if row["uid"] not in ids]
+    if missing:  # a driver that returned fewer rows than it inserted: ask by uid instead
+        found = conn.execute(sa.select(table.c.uid, table.c.id).where(table.c.uid.in_(missing)))
+        ids.update((uid, event_id) for uid, event_id in found)
     pending = session.info.setdefault(_PENDING, [])
     for app, event, row in queued:
         _mark_stored(event, ids[row["uid"]])
@@ -250,6 +252,7 @@ def _forget_pending(session: sa_orm.Session, *args: t.Any) -> None:
 def _store_deferred(session: sa_orm.Session, transaction: sa_orm.SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_WROTE, None)
+        session.info.pop(_QUEUED, None)  # never committed: the events go with the transaction
         for app, config, engine, row in session.info.pop(_DEFERRED, ()):
             store(app, config, engine, row)
 

@@ -1,11 +1,357 @@
-"""The ``audit`` blueprint: the admin page, mounted at ``AUDIT_URL_PREFIX``."""
+"""The ``audit`` blueprint: the admin page, mounted at ``AUDIT_URL_PREFIX``.
+
+One blueprint object serves every app; each app mounts it at its own prefix and the
+views read that app's settings at request time. Every route but the stylesheet is for
+admins only: anonymous visitors go to the app's login (JSON 401 for the API), other users
+get 403, and with a tenant loader an admin sees only their own tenant's events.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import datetime as dt
+import threading
+import typing as t
+import weakref
+import zoneinfo
 
+import sqlalchemy as sa
+from flask import abort
+from flask import Blueprint
+from flask import current_app
+from flask import Flask
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import escape
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+from . import query
 from .config import AuditConfig
+from .context import current_tenant
+from .exceptions import InvalidFilterError
+from .models import AuditEvent
+from .signals import event_recorded
+from .taxonomy import ACTIONS
+from .taxonomy import ENTITIES
+from .taxonomy import EVENT_TYPES
+from .taxonomy import OUTCOMES
+
+if t.TYPE_CHECKING:
+    from .extension import _AuditState
+
+blueprint = Blueprint(
+    "audit",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+PAGE_SIZE = 50
+#: What the table shows; the page loads no more (no details, no user agent).
+PAGE_COLUMNS: tuple[str, ...] = ("id", "occurred_at", "team", "entity", "event_type", "activity")
+PAGE_COLUMNS += ("action", "outcome", "actor_email", "ip")
+TZ_COOKIE = "flask_audit_tz"
+#: Zones offered in the time zone field; any IANA name may be typed.
+COMMON_ZONES = (
+    "UTC",
+    "America/Los_Angeles",
+    "America/Denver",
+    "America/Chicago",
+    "America/New_York",
+    "America/Sao_Paulo",
+    "Europe/London",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Istanbul",
+    "Africa/Johannesburg",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Singapore",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+
+_counts: weakref.WeakKeyDictionary[Flask, query.DayCountCache] = weakref.WeakKeyDictionary()
+_counts_lock = threading.Lock()
 
 
 def register(app: Flask, config: AuditConfig) -> None:
-    """Mount the blueprint on ``app``."""
+    """Mount the blueprint on ``app`` at ``AUDIT_URL_PREFIX``."""
+    # Routes can only be added before the blueprint's first mount: the API's and the export's.
+    from . import api  # noqa: F401
+    from .export_views import add_export_routes
+
+    add_export_routes(blueprint)
+    app.register_blueprint(blueprint, url_prefix=config.url_prefix)
+
+
+def audit_state() -> _AuditState:
+    """The current app's settings and database."""
+    return current_app.extensions["audit"]._state()  # type: ignore[no-any-return]
+
+
+def scope(config: AuditConfig) -> query.Scope:
+    """Keyword arguments that confine a query to the window and the admin's tenant."""
+    return query.Scope(
+        retention_days=config.retention_days,
+        tenant_scoped=config.tenant_loader is not None,
+        tenant_id=current_tenant(config),
+    )
+
+
+def _current_user() -> t.Any:
+    if getattr(current_app, "login_manager", None) is None:
+        return None
+    from flask_login import current_user
+
+    user = current_user._get_current_object()
+    return user if user is not None and user.is_authenticated else None
+
+
+@blueprint.before_request
+def _require_admin() -> ResponseReturnValue | None:
+    """Admins only; the stylesheet is public, the API answers in JSON and never redirects."""
+    endpoint = request.endpoint or ""
+    if endpoint == "audit.static":
+        return None
+    is_api = endpoint.startswith("audit.api")
+    user = _current_user()
+    if user is None:
+        if is_api:
+            return jsonify(error="Sign in as an administrator to read the audit log."), 401
+        manager = getattr(current_app, "login_manager", None)
+        if manager is None:
+            abort(401)
+        return manager.unauthorized()  # type: ignore[no-any-return]
+    if not audit_state().config.is_admin(user):
+        if is_api:
+            return jsonify(error="Only administrators can read the audit log."), 403
+        abort(403)
+    return None
+
+
+@blueprint.after_request
+def _private(response: Response) -> Response:
+    """Audit data must not sit in shared caches, nor leak filter values through referrers."""
+    if request.endpoint != "audit.static":
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+class EventView:
+    """One table row as the page shows it: the loaded columns plus its times, formatted.
+
+    ``iso`` (UTC, milliseconds, ``Z``) goes in ``<time datetime>``, ``utc`` in its title,
+    ``local`` (the display zone) is the visible text; ``row`` is the database row.
+    """
+
+    __slots__ = ("row", "iso", "local", "utc", *PAGE_COLUMNS)
+
+    def __init__(self, row: t.Any, tz: zoneinfo.ZoneInfo) -> None:
+        self.row = row
+        for name in PAGE_COLUMNS:
+            setattr(self, name, getattr(row, name))
+        when: dt.datetime = row.occurred_at
+        text = when.isoformat(sep=" ", timespec="milliseconds")[:23]
+        self.iso = f"{text[:10]}T{text[11:]}Z"
+        self.utc = f"{text[:19]} UTC"
+        self.local = when.astimezone(tz).isoformat(sep=" ", timespec="seconds")[:19]
+
+
+class Bar(t.NamedTuple):
+    """One day of the chart, in the SVG's units (each day is 10 wide, the plot 100 high)."""
+
+    day: dt.date
+    events: int
+    x: float
+    y: float
+    height: float
+    title: str
+
+
+class DaySeries:
+    """Events per day (in the display zone) of the shown range, drawn as bars by ``_chart.html``."""
+
+    #: At least this many day slots, so that a short range does not draw one huge bar.
+    MIN_SLOTS = 7
+
+    def __init__(self, days: list[tuple[dt.date, int]]) -> None:
+        self.days = days
+        self.total = sum(count for _, count in days)
+        self.peak = max((count for _, count in days), default=0)
+        self.slots = max(len(days), self.MIN_SLOTS)
+        left = (self.slots - len(days)) * 5
+        self.bars = [self._bar(day, count, left + n * 10) for n, (day, count) in enumerate(days)]
+        #: The bars as SVG markup, written here once: a template loop over 90 days costs
+        #: more than the rest of the page. A template may draw ``bars`` itself instead.
+        self.rects = Markup(
+            "".join(
+                f'<rect class="fa-chart__bar" x="{bar.x}" y="{bar.y}" width="7" height="{bar.height}">'
+                f"<title>{escape(bar.title)}</title></rect>"
+                for bar in self.bars
+            )
+        )
+
+    def _bar(self, day: dt.date, count: int, x: float) -> Bar:
+        height = max(count / self.peak * 99, 2.0) if count else 0.0
+        title = f"{_day_label(day, weekday=True)}, {day.year}: {count:,} event{'' if count == 1 else 's'}"
+        return Bar(day, count, x + 1.5, round(100 - height, 2), round(height, 2), title)
+
+
+def _day_label(day: dt.date, *, weekday: bool = False) -> str:
+    """A day as the chart labels it, "Mar 4" or "Wed Mar 4", on every platform and locale."""
+    label = f"{_MONTHS[day.month - 1]} {day.day}"
+    return f"{_WEEKDAYS[day.weekday()]} {label}" if weekday else label
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _day_cache(app: Flask) -> query.DayCountCache:
+    with _counts_lock:
+        cache = _counts.get(app)
+        if cache is None:
+            cache = _counts[app] = query.DayCountCache()
+        return cache
+
+
+@event_recorded.connect
+def _forget_past_days(sender: Flask, event: AuditEvent, **extra: t.Any) -> None:
+    """An event dated before today changes settled days: count them again."""
+    cache = _counts.get(sender)
+    if cache is not None and event.occurred_at is not None:
+        cache.forget_before(event.occurred_at)
+
+
+def _timezone(config: AuditConfig) -> tuple[str, bool]:
+    """The display zone, and whether it came from the query string (then it is remembered)."""
+    given = request.args.get("tz", "")
+    if given.strip():
+        return query.resolve_timezone(given, config.timezone), True
+    try:
+        return query.resolve_timezone(request.cookies.get(TZ_COOKIE), config.timezone), False
+    except InvalidFilterError:
+        return config.timezone, False
+
+
+def _link_args() -> dict[str, str]:
+    names = (*query.FILTER_NAMES, "tz")
+    return {name: request.args[name] for name in names if name != "cursor" and request.args.get(name)}
+
+
+def _export_context(tzname: str) -> dict[str, t.Any]:
+    """The export form's target and fields, when the app provides ``audit.export``."""
+    if "audit.export" not in current_app.view_functions:
+        return {"export_url": None, "export_filters": {}, "csrf_token": None}
+    from flask_wtf.csrf import generate_csrf
+
+    # The visitor's own values and zone: the export reads them as the page did, and sends
+    # the admin back to the same link.
+    return {
+        "export_url": url_for("audit.export"),
+        "export_filters": {**_link_args(), "tz": tzname},
+        "csrf_token": generate_csrf(),
+    }
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    """The audit log page; a bad filter shows its message with the form (HTTP 400)."""
+    state = audit_state()
+    config = state.config
+    now = dt.datetime.now(dt.timezone.utc)
+    tzname, remember, error = config.timezone, False, None
+    flt: query.AuditFilter | None = None
+    try:
+        tzname, remember = _timezone(config)
+        flt = query.AuditFilter.from_args(request.args, timezone=tzname)
+    except InvalidFilterError as err:
+        error, remember = str(err), False
+    tz = zoneinfo.ZoneInfo(tzname)
+    with state.engine.connect() as conn:
+        context = _read(conn, config, flt, tzname, now)
+    html = render_template(
+        "flask_audit/index.html",
+        error=error,
+        form=_form_values(tzname),
+        tzname=tzname,
+        retention_days=config.retention_days,
+        window_start=query.window_start(config.retention_days, now).astimezone(tz).date(),
+        today=now.astimezone(tz).date(),
+        entities=ENTITIES,
+        event_types=sorted(EVENT_TYPES),
+        actions=ACTIONS,
+        outcomes=OUTCOMES,
+        zones=COMMON_ZONES,
+        day_label=_day_label,
+        since_day=context["since"].astimezone(tz).date() if context["since"] else None,
+        clear_url=url_for("audit.index", tz=tzname if remember else None),
+        **context,
+    )
+    response = current_app.make_response((html, 400 if error else 200))
+    if remember:
+        response.set_cookie(
+            TZ_COOKIE, tzname, max_age=365 * 86400, path=config.url_prefix, samesite="Lax", httponly=True
+        )
+    return response
+
+
+def _form_values(tzname: str) -> dict[str, str]:
+    """What the filter form shows: the visitor's own text, so a shared link reads the same."""
+    names = (*query.FILTER_NAMES, "tz")
+    values = {name: request.args.get(name, "").strip() for name in names if name != "cursor"}
+    values["tz"] = values["tz"] or tzname
+    return values
+
+
+def _read(
+    conn: sa.Connection, config: AuditConfig, flt: query.AuditFilter | None, tzname: str, now: dt.datetime
+) -> dict[str, t.Any]:
+    """Everything the page shows from the database; only "tracking since" without a filter."""
+    where = scope(config)
+    since = query.oldest_time(conn, now=now, **where)
+    context: dict[str, t.Any] = {
+        "since": since,
+        "events": [],
+        "chart": DaySeries([]),
+        "older_url": None,
+        "newer_url": None,
+        "first_url": None,
+        "filtered": False,
+        "export_url": None,
+        "export_filters": {},
+        "csrf_token": None,
+    }
+    if flt is None:
+        return context
+    tz = zoneinfo.ZoneInfo(tzname)
+    page = query.fetch_page(conn, flt, limit=PAGE_SIZE, columns=PAGE_COLUMNS, now=now, **where)
+    if since is not None:
+        cache = _day_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+        first_day = since.astimezone(tz).date()
+        days = query.chart_counts(
+            conn, flt, cache=cache, timezone=tzname, first_day=first_day, now=now, **where
+        )
+        context["chart"] = DaySeries(days)
+    args: dict[str, t.Any] = _link_args()
+
+    def link(cursor: query.Cursor | None) -> str | None:
+        return None if cursor is None else url_for("audit.index", **args, cursor=cursor.encode())
+
+    context.update(
+        events=[EventView(row, tz) for row in page.rows],
+        older_url=link(page.older),
+        newer_url=link(page.newer),
+        first_url=None if page.first else url_for("audit.index", **args),
+        filtered=not flt.is_empty,
+        **_export_context(tzname),
+    )
+    return context

@@ -29,9 +29,9 @@ from flask_audit.recorder import enabled_row
 from .conftest import db
 from .conftest import MakeApp
 
-REVISION = "fa0001_create_audit_event"
+REVISION = "fa0003_create_audit_export_job"
 COMPARE = {"compare_type": True, "compare_server_default": True}
-PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_event_refuse_%'")
+PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
 ENV_PY = """
 import sqlalchemy as sa
 from alembic import context
@@ -50,7 +50,8 @@ def engine(db_url: str) -> c.Iterator[sa.Engine]:
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     yield engine
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TABLE_NAME}")
+        for table in reversed(AuditBase.metadata.sorted_tables):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         for (name,) in conn.execute(PG_FUNCTIONS) if conn.dialect.name == "postgresql" else []:
             conn.exec_driver_sql(f"DROP FUNCTION {name}()")
@@ -72,17 +73,32 @@ def alembic_cfg(db_url: str, tmp_path: pathlib.Path, engine: sa.Engine) -> Confi
 
 
 def _schema(conn: sa.Connection) -> dict[str, t.Any]:
-    """Everything the database reports about the audit table, in a comparable form."""
+    """Everything the database reports about flask_audit's tables, in a comparable form."""
     inspector = sa.inspect(conn)
-    columns = inspector.get_columns(TABLE_NAME)
-    return {
-        "columns": [{**column, "type": column["type"].compile(dialect=conn.dialect)} for column in columns],
-        "primary_key": inspector.get_pk_constraint(TABLE_NAME),
-        "unique": inspector.get_unique_constraints(TABLE_NAME),
-        "indexes": sorted(inspector.get_indexes(TABLE_NAME), key=lambda index: str(index["name"])),
-        "checks": inspector.get_check_constraints(TABLE_NAME),
-        "triggers": installed_triggers(conn),
-    }
+    schema: dict[str, t.Any] = {"triggers": installed_triggers(conn), "all_triggers": _all_triggers(conn)}
+    for name in sorted(AuditBase.metadata.tables):
+        columns = inspector.get_columns(name)
+        schema[name] = {
+            "columns": [
+                {**column, "type": column["type"].compile(dialect=conn.dialect)} for column in columns
+            ],
+            "primary_key": inspector.get_pk_constraint(name),
+            "unique": sorted(inspector.get_unique_constraints(name), key=lambda item: str(item["name"])),
+            "indexes": sorted(inspector.get_indexes(name), key=lambda index: str(index["name"])),
+            "checks": inspector.get_check_constraints(name),
+        }
+    return schema
+
+
+def _all_triggers(conn: sa.Connection) -> set[str]:
+    """Every trigger on flask_audit's tables (events and seals)."""
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+    elif conn.dialect.name == "postgresql":
+        sql = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+    else:
+        sql = "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE()"
+    return {row[0] for row in conn.exec_driver_sql(sql)}
 
 
 def _enabled_rows(conn: sa.Connection) -> list[dict[str, t.Any]]:
@@ -99,6 +115,7 @@ def test_upgrade_builds_what_create_all_builds(
     with app.app_context():
         db(app).drop_all()
     assert expected["triggers"] >= {"audit_event_no_update", "audit_event_no_delete"}
+    assert {"audit_seal_no_update", "audit_seal_no_delete"} <= expected["all_triggers"]
 
     command.upgrade(alembic_cfg, "flask_audit@head")
 
@@ -119,8 +136,8 @@ def test_downgrade_removes_everything_and_upgrade_works_again(alembic_cfg: Confi
     command.upgrade(alembic_cfg, "flask_audit@head")
     command.downgrade(alembic_cfg, "flask_audit@base")
     with engine.connect() as conn:
-        assert not sa.inspect(conn).has_table(TABLE_NAME)
-        assert installed_triggers(conn) == set()
+        assert sa.inspect(conn).get_table_names() == ["alembic_version"]
+        assert _all_triggers(conn) == set()
         if conn.dialect.name == "postgresql":
             assert conn.execute(PG_FUNCTIONS).all() == []
         assert MigrationContext.configure(conn).get_current_heads() == ()

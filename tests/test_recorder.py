@@ -210,3 +210,15 @@ def test_event_of_a_request_that_wrote_and_never_committed_is_kept(app: Flask) -
     assert [e.event_type for e in seen] == ["team.created"]
     with app.app_context():
         assert db(app).session.scalar(sa.select(sa.func.count()).select_from(Team)) == 0
+
+
+def test_joined_event_of_a_closed_session_is_discarded(app: Flask, app_ctx: None) -> None:
+    """Closing ends the transaction without a commit: its events must not ride on a later one."""
+    session = db(app).session
+    session.add(Team(name="Growth"))
+    session.flush()
+    audit_of(app).record("team.created", session=session)
+    session.close()
+    session.add(Team(name="Later"))
+    session.commit()
+    assert stored(app) == []

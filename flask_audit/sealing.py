@@ -1,0 +1,642 @@
+"""Tamper evidence: HMAC-chained seals over ranges of committed events, and their check.
+
+The triggers stop the app; they do not stop the database owner. Seals do not stop anyone
+either, but they make a change visible: ``AUDIT_SEAL_KEY`` lives outside the database, so
+whoever can rewrite ``audit_event`` still cannot write a seal that matches.
+
+A seal covers the ids after the previous seal's ``last_id`` up to its own. It stores the
+Merkle root (RFC 6962 shape) of its events and a manifest: each event's id and leaf hash,
+so that :func:`verify` names the first bad event and what happened to it, not just the
+range. Its ``hmac`` signs its fields and the previous link's ``hmac`` (CloudTrail's digest
+chain). A ``prune`` link records which events were removed on purpose (every id up to
+its ``last_id``, and the ids its manifest lists), so what remains still verifies and any
+other deletion still shows.
+
+The canonical form (:func:`canonical`) is one JSON array of every column, ``details`` with
+sorted keys and numbers in one spelling, so a row hashes to the same bytes on SQLite,
+PostgreSQL (JSONB reorders keys and turns ``1e100`` into an integer) and MariaDB.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import datetime as dt
+import decimal
+import hashlib
+import hmac as hmac_
+import itertools
+import json
+import logging
+import struct
+import threading
+import time
+import typing as t
+import weakref
+import zlib
+
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from flask import Flask
+
+from .config import AuditConfig
+from .exceptions import AuditConfigError
+from .exceptions import AuditError
+from .exceptions import ImmutableAuditEventError
+from .exceptions import SealMismatchError
+from .models import audit_event_table
+from .models import audit_seal_table
+from .models import AuditSeal
+from .signals import event_recorded
+
+GENESIS = "0" * 64
+MAX_SEAL_EVENTS = 10_000
+PRUNE_IDS_PER_LINK = 100_000
+_FORMAT = "flask-audit-seal/1"
+_EVENTS = audit_event_table
+_SEALS = audit_seal_table
+_COLUMNS = tuple(name for name in _EVENTS.c.keys() if name != "id")
+_Row = c.Mapping[t.Any, t.Any]  # an event or seal row, as read or about to be written
+
+
+def require_key(key: bytes | None, action: str) -> bytes:
+    """``key``, or a clear error saying that ``action`` needs ``AUDIT_SEAL_KEY``."""
+    if not key:
+        raise AuditConfigError(
+            f"Cannot {action}: AUDIT_SEAL_KEY is not set. Set it to a long random secret kept"
+            " outside the database (the same key for every run)."
+        )
+    return key
+
+
+# -- canonical form, leaves, Merkle root and manifest ----------------------------------
+
+
+def _number(value: int | float) -> int | float:
+    """One spelling per number: integral values as integers, read from their decimal text."""
+    if isinstance(value, float) and value.is_integer():
+        return int(decimal.Decimal(repr(value)))
+    return value
+
+
+def _normalise(value: t.Any) -> t.Any:
+    if isinstance(value, dict):
+        return {key: _normalise(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normalise(item) for item in value]
+    if isinstance(value, float):
+        return _number(value)
+    return value
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _content(row: _Row) -> str:
+    """Every column but ``id`` as a JSON array: the part of an event that can move."""
+    values = [row[name] for name in _COLUMNS]
+    values[_COLUMNS.index("occurred_at")] = _iso(row["occurred_at"])
+    values[-1] = _normalise(row["details"])
+    return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _leaf(event_id: int, content: str) -> bytes:
+    return hashlib.sha256(b"\x00[" + f"{event_id},".encode() + content[1:].encode()).digest()
+
+
+def canonical(row: _Row) -> bytes:
+    """The bytes an event is hashed as: ``[id, uid, occurred_at, ..., details]`` in UTF-8."""
+    return f"[{row['id']},{_content(row)[1:]}".encode()
+
+
+def leaf_hash(row: _Row) -> bytes:
+    """SHA-256 of ``0x00`` and the canonical form (RFC 6962 leaf)."""
+    return _leaf(int(row["id"]), _content(row))
+
+
+def merkle_root(leaves: c.Sequence[bytes]) -> str:
+    """RFC 6962 Merkle tree hash of ``leaves``, as hex; pairs left to right, odd ones carried up."""
+    level = list(leaves)
+    if not level:
+        return hashlib.sha256(b"").hexdigest()
+    while len(level) > 1:
+        paired = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        level = paired + level[len(level) - len(level) % 2 :]
+    return level[0].hex()
+
+
+def _pack(ids: c.Sequence[int], leaves: c.Sequence[bytes] = ()) -> bytes:
+    """A manifest: the ids (zlib'd deltas) and, for a seal, each event's 32-byte leaf."""
+    deltas = [b - a for a, b in itertools.pairwise((0, *ids))]
+    packed = zlib.compress(struct.pack(f"<{len(deltas)}q", *deltas))
+    return struct.pack("<BI", 1, len(packed)) + packed + b"".join(leaves)
+
+
+def _unpack(manifest: bytes) -> tuple[list[int], list[bytes]]:
+    version, size = struct.unpack_from("<BI", manifest)
+    deltas = zlib.decompress(manifest[5 : 5 + size])
+    ids = list(itertools.accumulate(struct.unpack(f"<{len(deltas) // 8}q", deltas)))
+    body = manifest[5 + size :]
+    leaves = [body[i : i + 32] for i in range(0, len(body), 32)]
+    if version != 1 or len(leaves) not in (0, len(ids)) or len(body) % 32:
+        raise ValueError("unreadable manifest")
+    return ids, leaves
+
+
+# -- the chain ----------------------------------------------------------------------
+
+
+def _sign(key: bytes, link: _Row) -> str:
+    fields = (
+        _FORMAT,
+        link["kind"],
+        _iso(link["sealed_at"]),
+        link["first_id"],
+        link["last_id"],
+        link["event_count"],
+        _iso(link["cutoff"]),
+        link["merkle_root"],
+        hashlib.sha256(link["manifest"]).hexdigest(),
+        link["prev_hmac"],
+    )
+    message = "\n".join("" if field is None else str(field) for field in fields)
+    return hmac_.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _head(conn: sa.Connection) -> tuple[str, int]:
+    """The newest link's HMAC and the highest sealed id (``GENESIS`` and 0 on a new chain)."""
+    newest = sa.select(_SEALS.c.hmac).order_by(_SEALS.c.id.desc()).limit(1).scalar_subquery()
+    sealed = sa.select(sa.func.max(_SEALS.c.last_id)).where(_SEALS.c.kind == "seal").scalar_subquery()
+    head, last = conn.execute(sa.select(newest, sealed)).one()  # one statement: one snapshot
+    return head or GENESIS, int(last or 0)
+
+
+def last_sealed_id(conn: sa.Connection) -> int | None:
+    """The highest id covered by a seal; ``None`` when nothing was ever sealed."""
+    head, sealed = _head(conn)
+    return sealed if head != GENESIS else None
+
+
+def _append(engine: sa.Engine, key: bytes, link: dict[str, t.Any], expect_sealed: int | None) -> str:
+    """Insert one link after the current head and return its HMAC.
+
+    ``prev_hmac`` is unique, so of two writers extending the same head one fails and
+    tries again on the new head. A seal (``expect_sealed`` given) instead gives up, with
+    ``""``, once another run has moved the sealed range: its events need reading again.
+    """
+    for _ in range(20):
+        with engine.connect() as conn:
+            head, sealed = _head(conn)
+        if expect_sealed is not None and sealed != expect_sealed:
+            return ""
+        link.update(prev_hmac=head, sealed_at=dt.datetime.now(dt.timezone.utc))
+        link["hmac"] = _sign(key, link)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(_SEALS), link)
+            return t.cast(str, link["hmac"])
+        except sa.exc.IntegrityError:
+            continue
+    raise AuditError("Could not extend the seal chain: other writers kept extending it; try again.")
+
+
+def append_prune(
+    engine: sa.Engine,
+    key: bytes,
+    *,
+    first_id: int | None,
+    last_id: int,
+    count: int,
+    cutoff: dt.datetime,
+    removed: c.Sequence[int] = (),
+) -> list[str]:
+    """Record, before deleting, that ``count`` events are pruned: every id up to ``last_id``
+    and the ``removed`` ids above it (old events that sat behind a younger one).
+
+    The ids above ``last_id`` go into the manifest, at most :data:`PRUNE_IDS_PER_LINK` per
+    link; the first link also counts the prefix. Returns the new links' HMACs.
+    """
+    hmacs = []
+    for start in range(0, max(len(removed), 1), PRUNE_IDS_PER_LINK):
+        chunk = removed[start : start + PRUNE_IDS_PER_LINK]
+        link = {
+            "kind": "prune",
+            "first_id": first_id,
+            "last_id": last_id,
+            "event_count": len(chunk) + (count - len(removed) if start == 0 else 0),
+            "cutoff": cutoff,
+            "merkle_root": "",
+            "manifest": _pack(chunk),
+        }
+        hmacs.append(_append(engine, key, link, None))
+    return hmacs
+
+
+def committed_bound(engine: sa.Engine, lock_timeout: float = 10.0) -> int | None:
+    """The highest id below which every event has committed: what a seal may cover.
+
+    Ids are handed out before commit, so on PostgreSQL and MariaDB a transaction holding id
+    10 can still be open when id 11 has committed; sealing up to 11 would leave 10 out for
+    good. A brief ``LOCK TABLE audit_event IN SHARE MODE`` (PostgreSQL) or ``LOCK TABLES
+    audit_event READ`` (MariaDB, a metadata lock) waits for those inserts to commit, reads
+    the maximum and lets go at once: writers wait only while in-flight inserts finish, and
+    a waiting seal never sits inside a writer's transaction. It needs the table's DELETE
+    privilege (PostgreSQL) or LOCK TABLES (MariaDB), as prune does. On PostgreSQL the id
+    sequence must not be cached per session (``CACHE 1``, the default). SQLite has one
+    writer at a time and no such gap.
+    """
+    top = sa.select(sa.func.max(_EVENTS.c.id))
+    name = engine.dialect.name
+    try:
+        with engine.connect() as conn:
+            if name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+                conn.exec_driver_sql(f"LOCK TABLE {_EVENTS.name} IN SHARE MODE")
+            elif name in ("mysql", "mariadb"):
+                saved = conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
+                conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {max(int(lock_timeout), 1)}")
+                try:
+                    conn.exec_driver_sql(f"LOCK TABLES {_EVENTS.name} READ")
+                    bound = conn.scalar(top)
+                finally:  # never hand a locking connection back to the pool
+                    conn.exec_driver_sql("UNLOCK TABLES")
+                    conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(t.cast(int, saved))}")
+                return None if bound is None else int(bound)
+            bound = conn.scalar(top)  # PostgreSQL: the lock ends with this transaction
+            return None if bound is None else int(bound)
+    except sa.exc.OperationalError as err:
+        raise AuditError(
+            f"Could not take the seal's upper bound within {lock_timeout:g} s: a long transaction"
+            f" is writing to {_EVENTS.name}. Try again when it has finished. ({err.orig})"
+        ) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class SealResult:
+    """What one :func:`seal` run added: links, events, the id range and the new head."""
+
+    seals: int
+    events: int
+    first_id: int | None
+    last_id: int | None
+    head: str
+
+
+def seal(
+    engine: sa.Engine, key: bytes | None, *, max_events: int = MAX_SEAL_EVENTS, lock_timeout: float = 10.0
+) -> SealResult:
+    """Seal every event committed before this call, in links of at most ``max_events``.
+
+    Reads and hashing happen outside any transaction; each link is one short insert.
+    Two runs at once are safe: the second finds the range sealed and adds what is left.
+
+    :raises AuditConfigError: no key.
+    :raises AuditError: the bound could not be taken (see :func:`committed_bound`).
+    """
+    key = require_key(key, "seal the audit trail")
+    bound = committed_bound(engine, lock_timeout)
+    seals = events = 0
+    first: int | None = None
+    last: int | None = None
+    head = GENESIS
+    while bound is not None:
+        with engine.connect() as conn:
+            head, sealed = _head(conn)
+            query = sa.select(_EVENTS).where(_EVENTS.c.id > sealed, _EVENTS.c.id <= bound)
+            rows = [row._mapping for row in conn.execute(query.order_by(_EVENTS.c.id).limit(max_events))]
+        if not rows:
+            break
+        ids = [int(row["id"]) for row in rows]
+        leaves = [leaf_hash(row) for row in rows]
+        link = {
+            "kind": "seal",
+            "first_id": ids[0],
+            "last_id": bound if len(rows) < max_events else ids[-1],
+            "event_count": len(ids),
+            "cutoff": None,
+            "merkle_root": merkle_root(leaves),
+            "manifest": _pack(ids, leaves),
+        }
+        made = _append(engine, key, link, sealed)
+        if made:
+            seals, events, head, last = seals + 1, events + len(ids), made, int(t.cast(int, link["last_id"]))
+            first = ids[0] if first is None else first
+    return SealResult(seals, events, first, last, head)
+
+
+# -- verification -------------------------------------------------------------------
+
+PROBLEM_KINDS = ("modified", "deleted", "inserted", "reordered", "truncated", "seal_altered", "seal_removed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """The first thing :func:`verify` found wrong: its kind, the event or seal, a sentence."""
+
+    kind: str
+    message: str
+    event_id: int | None = None
+    seal_id: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifyReport:
+    """The outcome of :func:`verify`; ``problem`` is ``None`` when the trail is intact."""
+
+    links: int
+    events: int
+    unsealed: int
+    pending_prune: int
+    pruned_up_to: int
+    head: str
+    problem: Problem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def raise_for_problem(self) -> None:
+        """:raises SealMismatchError: with the problem's sentence, if there is one."""
+        if self.problem is not None:
+            raise SealMismatchError(self.problem.message)
+
+
+class _Cursor:
+    """The events in id order, read in keyset batches, with the current one at hand."""
+
+    def __init__(self, conn: sa.Connection, upper: int, batch_size: int) -> None:
+        self._conn, self._upper, self._size = conn, upper, batch_size
+        self._batch: list[_Row] = []
+        self._last: int | None = None
+        self.current: _Row | None = None
+        self.advance()
+
+    def advance(self) -> None:
+        if not self._batch:
+            query = sa.select(_EVENTS).where(_EVENTS.c.id <= self._upper)
+            if self._last is not None:
+                query = query.where(_EVENTS.c.id > self._last)
+            rows = self._conn.execute(query.order_by(_EVENTS.c.id).limit(self._size)).all()
+            self._batch = [row._mapping for row in reversed(rows)]
+            self._last = int(rows[-1].id) if rows else self._last
+        self.current = self._batch.pop() if self._batch else None
+
+    def within(self, upper: int) -> _Row | None:
+        """The current event if its id is at most ``upper``."""
+        row = self.current
+        return row if row is not None and row["id"] <= upper else None
+
+
+def _intact(link: _Row, key: bytes) -> bool:
+    """The link's HMAC matches, and its manifest agrees with its count and root."""
+    if not hmac_.compare_digest(_sign(key, link), link["hmac"]):
+        return False
+    try:
+        ids, leaves = _unpack(link["manifest"])
+    except (ValueError, struct.error, zlib.error):
+        return False
+    if link["kind"] == "prune":
+        return not leaves
+    counted = len(ids) == len(leaves) == int(link["event_count"])
+    return counted and merkle_root(leaves) == str(link["merkle_root"])
+
+
+def _check_links(links: c.Sequence[_Row], key: bytes) -> Problem | None:
+    expected = GENESIS
+    for link in links:
+        sid = link["id"]
+        if not _intact(link, key):
+            message = (
+                f"Seal {sid} was altered: its HMAC does not match (or AUDIT_SEAL_KEY is not the key it"
+                " was made with)."
+            )
+            return Problem("seal_altered", message, link["first_id"], sid)
+        if link["prev_hmac"] != expected:
+            message = f"Seal {sid} does not follow the chain: the link before it was removed."
+            return Problem("seal_removed", message, None, sid)
+        expected = link["hmac"]
+    return None
+
+
+class _Pruned:
+    """The ids prune links declare removed: all up to the highest ``last_id``, and some above."""
+
+    def __init__(self, links: c.Iterable[_Row]) -> None:
+        prunes = [link for link in links if link["kind"] == "prune"]
+        self.up_to = max((int(link["last_id"]) for link in prunes), default=0)
+        self.above = {i for link in prunes for i in _unpack(link["manifest"])[0] if i > self.up_to}
+
+    def __contains__(self, event_id: int) -> bool:
+        return event_id <= self.up_to or event_id in self.above
+
+
+def _check_range(link: _Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[Problem | None, int, int]:
+    """Walk one seal's manifest against the stored events: (first problem, checked, pending)."""
+    sid, hi = link["id"], link["last_id"]
+    checked = pending = 0
+    if hi <= pruned.up_to and cursor.within(hi) is None:
+        return None, 0, 0  # pruned whole: nothing left to compare
+    ids, leaves = _unpack(link["manifest"])
+    i = 0
+    while True:
+        expected = ids[i] if i < len(ids) else None
+        row = cursor.within(hi)
+        if expected is None and row is None:
+            return None, checked, pending
+        if row is not None and (expected is None or row["id"] < expected):
+            message = f"Event {row['id']} was inserted into the range of seal {sid} (ids {lo + 1} to {hi})."
+            return Problem("inserted", message, row["id"], sid), checked, pending
+        if expected is not None and (row is None or expected < row["id"]):
+            i += 1
+            if expected in pruned:
+                continue
+            if cursor.current is None:
+                message = (
+                    f"The newest sealed events were removed: event {expected} and every later one up to"
+                    f" {hi} (seal {sid})."
+                )
+                return Problem("truncated", message, expected, sid), checked, pending
+            message = f"Event {expected} was deleted: seal {sid} covers it and no prune removed it."
+            return Problem("deleted", message, expected, sid), checked, pending
+        row = t.cast(_Row, row)  # present and expected: the same id
+        event_id, content = int(row["id"]), _content(row)
+        if _leaf(event_id, content) != leaves[i]:
+            pairs = zip(ids, leaves, strict=True)
+            moved = [other for other, leaf in pairs if other != event_id and _leaf(other, content) == leaf]
+            if moved:
+                message = f"Event {event_id} holds what seal {sid} sealed as event {moved[0]}: reordered."
+                return Problem("reordered", message, event_id, sid), checked, pending
+            message = f"Event {event_id} was modified after seal {sid} sealed it."
+            return Problem("modified", message, event_id, sid), checked, pending
+        if event_id in pruned:
+            pending += 1
+        else:
+            checked += 1
+        i += 1
+        cursor.advance()
+
+
+def verify(
+    engine: sa.Engine, key: bytes | None, *, anchor: str | None = None, batch_size: int = 5000
+) -> VerifyReport:
+    """Recompute the chain and compare every sealed event; report the first problem.
+
+    Events that prune links declare removed may be missing; those still present (a prune
+    that stopped half-way) must match. Events after the last seal are counted, not checked.
+    PostgreSQL reads one snapshot (``REPEATABLE READ``); MariaDB does so anyway.
+
+    :param anchor: an ``hmac`` kept elsewhere (printed by ``flask audit seal``): the chain
+        must contain it, which shows when the newest seals and their events were removed.
+    :raises AuditConfigError: no key.
+    """
+    key = require_key(key, "verify the audit trail")
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    checked = pending = 0
+    with engine.connect().execution_options(**options) as conn:
+        links = [row._mapping for row in conn.execute(sa.select(_SEALS).order_by(_SEALS.c.id))]
+        seals = [link for link in links if link["kind"] == "seal"]
+        sealed_to = int(seals[-1]["last_id"]) if seals else 0
+        unsealed = conn.scalar(sa.select(sa.func.count()).where(_EVENTS.c.id > sealed_to)) or 0
+        problem = _check_links(links, key)
+        if problem is None and anchor is not None and anchor not in {link["hmac"] for link in links}:
+            message = f"The chain does not contain the anchor {anchor}: the newest seals were removed."
+            problem = Problem("seal_removed", message)
+        pruned = _Pruned(links if problem is None else ())
+        if problem is None:
+            cursor, lo = _Cursor(conn, sealed_to, batch_size), 0
+            for link in seals:
+                problem, done, waiting = _check_range(link, lo, cursor, pruned)
+                checked, pending, lo = checked + done, pending + waiting, int(link["last_id"])
+                if problem is not None:
+                    break
+    head = str(links[-1]["hmac"]) if links else GENESIS
+    return VerifyReport(len(links), checked, int(unsealed), pending, pruned.up_to, head, problem)
+
+
+# -- automatic sealing and the ORM guard ----------------------------------------------
+
+logger = logging.getLogger("flask_audit.sealing")
+
+
+class AutoSealer:
+    """Seals an app's trail in the background every N events or T seconds after an event.
+
+    The receiver only counts; sealing runs in a short-lived daemon thread, one at a time per
+    app, so no request waits for it. A failed run is logged and retried at the next trigger.
+    """
+
+    def __init__(self, app: Flask, every: int | None, interval: float | None) -> None:
+        self._app = weakref.ref(app)
+        self.every, self.interval = every, interval
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._timer: threading.Timer | None = None
+        self._worker: threading.Thread | None = None
+
+    def event_recorded(self, sender: Flask, **kwargs: t.Any) -> None:
+        if kwargs.get("spooled"):
+            return
+        with self._lock:
+            self._pending += 1
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Start a run if one is due, or a timer if only time can make it due (lock held)."""
+        if self._worker is not None or not self._pending:
+            return
+        if self.every is not None and self._pending >= self.every:
+            self._start()
+        elif self.interval is not None and self._timer is None:
+            self._timer = threading.Timer(self.interval, self._on_timer)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._worker is None and self._pending:
+                self._start()
+
+    def _start(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending = 0
+        self._worker = threading.Thread(target=self._run, name="flask-audit-seal", daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        try:
+            app = self._app()
+            if app is not None:
+                with app.app_context():
+                    state = app.extensions["audit"]._state(app)
+                    seal(state.engine, state.config.seal_key)
+        except Exception:
+            logger.exception("Automatic sealing failed; it runs again at the next trigger.")
+        finally:
+            with self._lock:
+                self._worker = None
+                self._schedule()
+
+    def join(self, timeout: float = 30.0) -> bool:
+        """Wait until no seal is running or waiting for its timer; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                busy = self._worker or self._timer
+            if busy is None:
+                return True
+            busy.join(max(deadline - time.monotonic(), 0))
+        return False
+
+    def close(self) -> None:
+        """Forget pending events and any waiting timer; a running seal finishes on its own."""
+        with self._lock:
+            timer, self._timer, self._pending = self._timer, None, 0
+        if timer is not None:
+            timer.cancel()
+
+
+_SEALERS: weakref.WeakKeyDictionary[Flask, AutoSealer] = weakref.WeakKeyDictionary()
+
+
+def connect_auto_seal(app: Flask, config: AuditConfig) -> AutoSealer | None:
+    """Install the seal table's ORM guard and, if configured, automatic sealing for ``app``.
+
+    Called once per app by :meth:`flask_audit.Audit.init_app`; calling it again is harmless.
+    Returns the app's :class:`AutoSealer`, or ``None`` when neither
+    ``AUDIT_SEAL_EVERY_EVENTS`` nor ``AUDIT_SEAL_INTERVAL_SECONDS`` is set.
+    """
+    install_seal_guard()
+    if config.seal_every_events is None and config.seal_interval_seconds is None:
+        return None
+    sealer = _SEALERS.get(app)
+    if sealer is None:
+        sealer = _SEALERS[app] = AutoSealer(app, config.seal_every_events, config.seal_interval_seconds)
+        event_recorded.connect(sealer.event_recorded, sender=app)
+    return sealer
+
+
+def _refuse_seal_changes(session: sa_orm.Session, flush_context: t.Any, instances: t.Any) -> None:
+    for obj in (*session.deleted, *session.dirty):
+        if isinstance(obj, AuditSeal) and (obj in session.deleted or session.is_modified(obj)):
+            raise ImmutableAuditEventError(f"AuditSeal {obj.id} cannot be changed: seals are insert-only.")
+
+
+def _refuse_seal_bulk(state: sa_orm.ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+        if state.bind_mapper.class_ is AuditSeal:
+            raise ImmutableAuditEventError(
+                "Seals cannot be changed in bulk through the ORM: they are insert-only."
+            )
+
+
+def install_seal_guard() -> None:
+    """Refuse, in every session, to flush a change or deletion of an :class:`AuditSeal`."""
+    if not sa.event.contains(sa_orm.Session, "before_flush", _refuse_seal_changes):
+        sa.event.listen(sa_orm.Session, "before_flush", _refuse_seal_changes)
+        sa.event.listen(sa_orm.Session, "do_orm_execute", _refuse_seal_bulk)

@@ -1,0 +1,260 @@
+"""Shared by the export tests: a real SMTP server, the site with its users, events, CSRF.
+
+``running_smtp_server()`` starts an aiosmtpd server on a free port of 127.0.0.1 that keeps every
+message it receives; it can be stopped and started again on the same port, so a test can
+show a mail server that is down, then up. ``build_site`` makes the test app with
+Flask-Mail pointed at it, and four users: two admins and a member of tenant ``acme`` and
+an admin of tenant ``globex``.
+
+Until ``flask_audit/views.py`` calls :func:`flask_audit.export_views.add_export_routes` on
+its blueprint, :func:`build_site` mounts the same views on the app under the blueprint's
+endpoint names (``audit.export``...), so the blueprint's own admin check runs first, as it
+will once they are integrated; the blueprint itself is left alone for the other tests.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import email
+import email.message
+import email.policy
+import io
+import socket
+import time
+import typing as t
+
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_login import current_user
+from flask_mail import Mail
+from flask_wtf.csrf import generate_csrf
+from werkzeug.test import TestResponse
+
+from flask_audit import jobs
+from flask_audit import recorder
+from flask_audit.export_views import routes
+from flask_audit.models import audit_event_table
+from flask_audit.models import export_job_table
+from flask_audit.models import ExportJob
+
+from .apps import add_user
+from .conftest import audit_of
+
+PREFIX = "/admin/audit"
+TENANT_LOADER = "tests.export_fixtures:tenant_of_current_user"
+SENDER = "audit@example.com"
+
+
+def tenant_of_current_user() -> str | None:
+    """The tenant loader of the multi-tenant tests: the signed-in user's tenant."""
+    if not current_user or not current_user.is_authenticated:
+        return None
+    return t.cast("str | None", current_user.tenant)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps each message, parsed, with its envelope."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self.recipients: list[list[str]] = []
+
+    async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str:
+        raw = envelope.original_content or envelope.content
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        self.messages.append(parsed)
+        self.recipients.append(list(envelope.rcpt_tos))
+        return "250 Message accepted for delivery"
+
+
+class SmtpServer:
+    """A real SMTP server on ``port``, which a test may stop and start."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.inbox = Inbox()
+        self._controller: Controller | None = None
+
+    @property
+    def messages(self) -> list[email.message.EmailMessage]:
+        return self.inbox.messages
+
+    def start(self) -> None:
+        if self._controller is None:
+            self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+            self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def config(self) -> dict[str, t.Any]:
+        """The Flask-Mail settings that send to this server for real, even with TESTING."""
+        return {
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": self.port,
+            "MAIL_SUPPRESS_SEND": False,
+            "MAIL_DEFAULT_SENDER": SENDER,
+        }
+
+
+@contextlib.contextmanager
+def running_smtp_server() -> c.Iterator[SmtpServer]:
+    """A running SMTP server that keeps what it receives (the ``smtp_server`` fixtures)."""
+    server = SmtpServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclasses.dataclass
+class Site:
+    """The app under test with four users."""
+
+    app: Flask
+    admin: int
+    second_admin: int
+    member: int
+    other_admin: int
+
+    def client(self, user_id: int | None = None) -> FlaskClient:
+        """A test client, signed in as ``user_id`` (anonymous with ``None``)."""
+        client = self.app.test_client()
+        if user_id is not None:
+            with client.session_transaction() as session:
+                session["_user_id"] = str(user_id)
+                session["_fresh"] = True
+        return client
+
+    def csrf(self, client: FlaskClient) -> str:
+        """A CSRF token bound to ``client``'s session."""
+        return client.get("/test-csrf").get_data(as_text=True)
+
+    def export(self, client: FlaskClient, **form: str) -> TestResponse:
+        """POST the export form with a valid CSRF token."""
+        return self._post_export(client, form, {})
+
+    def export_json(self, client: FlaskClient, **form: str) -> TestResponse:
+        """:meth:`export`, asking for JSON."""
+        return self._post_export(client, form, {"Accept": "application/json"})
+
+    def _post_export(
+        self, client: FlaskClient, form: dict[str, str], headers: dict[str, str]
+    ) -> TestResponse:
+        data = {"csrf_token": self.csrf(client), **form}
+        return client.post(f"{PREFIX}/export", data=data, headers=headers)
+
+    @property
+    def engine(self) -> sa.Engine:
+        with self.app.app_context():
+            return audit_of(self.app)._state().engine
+
+    def insert(self, *rows: dict[str, t.Any]) -> None:
+        """Store events (from :meth:`event`) in one statement, bypassing ``record()``."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.insert(audit_event_table), list(rows))
+
+    def event(self, kind: str = "team.created", **fields: t.Any) -> dict[str, t.Any]:
+        """The row ``record()`` builds for ``kind``, with ``fields`` (any column) on top."""
+        with self.app.app_context():
+            row = recorder.build_row(audit_of(self.app).config, kind, actor=None)
+        row.update(fields)
+        row.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+        return row
+
+    def jobs(self) -> list[ExportJob]:
+        """Every export job, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(export_job_table).order_by(export_job_table.c.id))
+            return [ExportJob(**row._asdict()) for row in rows]
+
+    def job(self, job_id: int | None = None) -> ExportJob:
+        """One job (the only one by default)."""
+        if job_id is None:
+            [only] = self.jobs()
+            return only
+        return next(job for job in self.jobs() if job.id == job_id)
+
+    def update_job(self, job_id: int, **values: t.Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(export_job_table).where(export_job_table.c.id == job_id).values(**values))
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Wait for the inline export threads of this process."""
+        assert jobs.wait_for_threads(timeout), "the export thread did not finish"
+
+
+def build_site(make_app: c.Callable[..., Flask], smtp: SmtpServer | None, **config: t.Any) -> Site:
+    """The app under test with Flask-Mail (pointed at ``smtp``) and the packaged templates."""
+    app = make_app(**(smtp.config() if smtp else {}), **config)
+    app.template_folder = None  # tests/templates overrides the page for another test
+    Mail(app)
+
+    @app.get("/test-csrf")
+    def test_csrf() -> str:
+        return generate_csrf()  # type: ignore[no-any-return]
+
+    if "audit.export" not in app.view_functions:
+        for rule, endpoint, view, methods in routes():
+            app.add_url_rule(PREFIX + rule, f"audit.{endpoint}", view, methods=methods)
+    return Site(
+        app=app,
+        admin=add_user(app, "admin@acme.test", is_admin=True, tenant="acme"),
+        second_admin=add_user(app, "second@acme.test", is_admin=True, tenant="acme"),
+        member=add_user(app, "member@acme.test", tenant="acme"),
+        other_admin=add_user(app, "admin@globex.test", is_admin=True, tenant="globex"),
+    )
+
+
+def attachment(message: email.message.EmailMessage) -> tuple[str, str, bytes]:
+    """The one attachment of ``message``: file name, content type, bytes."""
+    [part] = list(message.iter_attachments())
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return str(part.get_filename()), part.get_content_type(), payload
+
+
+def json_of(response: TestResponse) -> dict[str, t.Any]:
+    body = response.get_json()
+    assert isinstance(body, dict)
+    return body
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    """Parse CSV bytes as the stdlib reader does (RFC 4180 quoting)."""
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def text_body(message: email.message.EmailMessage) -> str:
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return t.cast(str, body.get_content())
+
+
+def html_body(message: email.message.EmailMessage) -> str:
+    body = message.get_body(preferencelist=("html",))
+    assert body is not None
+    return t.cast(str, body.get_content())
+
+
+def wait_until(check: c.Callable[[], bool], timeout: float = 15.0) -> None:
+    """Poll ``check`` until it holds (for state another thread changes)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the export thread"
+        time.sleep(0.02)
