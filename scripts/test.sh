@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=${FLASK_AUDIT_VENV:-.venv}
-apt_packages=(xmlsec1)   # Debian packages the tests need (xmlsec1: SAML signatures), installed when missing
+# Debian packages the tests need, installed when missing: xmlsec1 signs and checks SAML
+# messages, chromium runs the browser tests (driven by Playwright, never downloaded).
+apt_packages=(xmlsec1 chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -19,11 +21,11 @@ fi
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,docs,postgres,mysql,saml]"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,docs,postgres,mysql,saml,demo]"
 
 echo "== ruff"
-"$venv/bin/ruff" check --no-fix flask_audit tests benchmarks
-"$venv/bin/ruff" format --check flask_audit tests benchmarks
+"$venv/bin/ruff" check --no-fix flask_audit tests benchmarks demo_app
+"$venv/bin/ruff" format --check flask_audit tests benchmarks demo_app
 echo "== mypy"
 "$venv/bin/mypy"
 echo "== docs"

@@ -1,0 +1,130 @@
+"""A small multi-user workspace that records its security and admin activity with flask_audit.
+
+Run it with ``bash scripts/demo.sh``, or ``flask --app demo_app demo init`` and then
+``flask --app demo_app run``. Every capture path of the extension is used: Flask-Login
+sign-ins, ``signals.login_failed``, ``verify_totp`` for the second factor, ``audit.track``
+for teams and roles, the flask_audit signals for members, invitations and two-factor
+changes, ``record_sso_change`` for the SSO settings and ``mark_login`` for sign-ins that
+are not a password.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import os
+import secrets
+import typing as t
+
+import sqlalchemy as sa
+from flask import current_app
+from flask import Flask
+from flask import render_template
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import generate_csrf
+from werkzeug.exceptions import HTTPException
+
+from . import auth
+from . import cli
+from . import invitations
+from . import mailbox
+from . import security_settings
+from . import workspace
+from .extensions import audit
+from .extensions import csrf
+from .extensions import db
+from .extensions import login_manager
+from .extensions import mail
+from .models import Team
+from .models import User
+
+PRODUCT_NAME = "Acme Workspace"
+CSRF_MESSAGE = "This form has expired or was sent from another site. Reload the page and try again."
+
+
+def is_admin(user: t.Any) -> bool:
+    """``AUDIT_IS_ADMIN``: workspace admins may read and export the audit log."""
+    return getattr(user, "role", None) == "admin"
+
+
+def _secret_key(app: Flask) -> str:
+    """A key kept in the instance folder, so sessions survive a restart of the demo."""
+    path = os.path.join(app.instance_path, "secret_key")
+    os.makedirs(app.instance_path, exist_ok=True)
+    if not os.path.exists(path):
+        with open(path, "w", encoding="ascii") as fh:
+            fh.write(secrets.token_hex(32))
+    with open(path, encoding="ascii") as fh:
+        return fh.read().strip()
+
+
+def _sqlite_pragmas(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    """WAL lets the audit writes and the pages' reads run side by side."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _configure(app: Flask, config: c.Mapping[str, t.Any] | None) -> None:
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite:///demo.db",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAIL_DEFAULT_SENDER=(PRODUCT_NAME, "no-reply@acme.example"),
+        AUDIT_URL_PREFIX="/settings/audit-logs",
+        AUDIT_IS_ADMIN=is_admin,
+        AUDIT_TEAM_LOADER=auth.current_team_name,
+        DEMO_PRODUCT_NAME=PRODUCT_NAME,
+    )
+    # FLASK_MAIL_SERVER=smtp.example.com (and the like) sends real mail instead.
+    app.config.from_prefixed_env()
+    app.config.update(config or {})
+    app.config.setdefault("MAIL_SUPPRESS_SEND", not app.config.get("MAIL_SERVER"))
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(app)
+
+
+def _error_page(err: HTTPException) -> ResponseReturnValue:
+    message = CSRF_MESSAGE if isinstance(err, CSRFError) else None
+    return render_template("error.html", error=err, message=message), err.code or 500
+
+
+def create_app(config: dict[str, t.Any] | None = None) -> Flask:
+    """Build the demo app; ``config`` overrides the defaults (tests pass a database URL)."""
+    app = Flask(__name__, instance_relative_config=True)
+    _configure(app, config)
+
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            sa.event.listen(db.engine, "connect", _sqlite_pragmas)
+    audit.init_app(app, db=db)
+    audit.track(Team, entity="Team", fields=["name"])
+    audit.track(User, entity="User", fields=["role"], label=lambda user: str(user.email))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+    mail.init_app(app)
+    csrf.init_app(app)
+
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(workspace.blueprint)
+    app.register_blueprint(invitations.blueprint)
+    app.register_blueprint(security_settings.blueprint)
+    mailbox.init_app(app)
+    cli.init_app(app)
+
+    app.register_error_handler(HTTPException, _error_page)
+    app.context_processor(_layout_context)
+    # Not ``csrf_token``: the audit page passes a variable of that name to its templates.
+    app.jinja_env.globals["form_token"] = generate_csrf
+    return app
+
+
+def _layout_context() -> dict[str, t.Any]:
+    return {
+        "product_name": current_app.config["DEMO_PRODUCT_NAME"],
+        "mailbox_enabled": mailbox.enabled(current_app),
+    }
