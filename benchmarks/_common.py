@@ -10,11 +10,13 @@ import argparse
 import collections.abc as c
 import contextlib
 import hashlib
+import json
 import os
 import pathlib
 import platform
 import sqlite3
 import statistics
+import sys
 import tempfile
 import typing as t
 import uuid
@@ -184,3 +186,11 @@ def rotated(names: c.Sequence[str], shift: int) -> list[str]:
     """``names`` starting at ``shift``: each repeat runs the variants in a different order."""
     shift %= len(names)
     return [*names[shift:], *names[:shift]]
+
+
+def emit(benchmark: str, options: dict[str, t.Any], results: dict[str, dict[str, t.Any]]) -> None:
+    """Print the run as one JSON object; exit 1 when a database reported an error."""
+    output = {"benchmark": benchmark, **options, "environment": environment(), "results": results}
+    print(json.dumps(output, indent=2))
+    if any("error" in result for result in results.values()):
+        sys.exit(1)

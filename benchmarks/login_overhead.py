@@ -37,8 +37,6 @@ import datetime as dt
 import functools
 import gc
 import importlib.util
-import json
-import sys
 import time
 import typing as t
 
@@ -183,17 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     common.add_db_option(parser)
     args = parser.parse_args(argv)
     results = common.run_each(args.db, functools.partial(run_database, args=args))
-    output = {
-        "benchmark": "login_overhead",
-        "logins": args.logins,
-        "repeats": args.repeats,
-        "capture": "; ".join(sorted({result.pop("capture", "") for result in results.values()} - {""})),
-        "environment": common.environment(),
-        "results": results,
-    }
-    print(json.dumps(output, indent=2))
-    if any("error" in result for result in results.values()):
-        sys.exit(1)
+    common.emit(
+        "login_overhead",
+        {
+            "logins": args.logins,
+            "repeats": args.repeats,
+            "capture": "; ".join(sorted({result.pop("capture", "") for result in results.values()} - {""})),
+        },
+        results,
+    )
 
 
 if __name__ == "__main__":

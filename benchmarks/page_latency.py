@@ -31,9 +31,7 @@ import collections.abc as c
 import contextlib
 import datetime as dt
 import gc
-import json
 import random
-import sys
 import time
 import typing as t
 import urllib.parse
@@ -318,18 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     common.add_db_option(parser)
     args = parser.parse_args(argv)
     results = common.run_each(args.db, lambda kind: run_database(kind, args))
-    output = {
-        "benchmark": "page_latency",
-        "rows": args.rows,
-        "requests": args.requests,
-        "target_ms": TARGET_MS,
-        "environment": common.environment(),
-        "worst_p95": verdict(results, args.modes),
-        "results": results,
-    }
-    print(json.dumps(output, indent=2))
-    if any("error" in result for result in results.values()):
-        sys.exit(1)
+    options = {"rows": args.rows, "requests": args.requests, "target_ms": TARGET_MS}
+    common.emit("page_latency", {**options, "worst_p95": verdict(results, args.modes)}, results)
 
 
 if __name__ == "__main__":

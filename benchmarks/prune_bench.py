@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 import typing as t
 import uuid
@@ -126,15 +125,11 @@ def main(argv: list[str] | None = None) -> None:
     results = common.run_each(
         args.db, lambda kind: {variant: run_variant(kind, variant, args) for variant in args.variants}
     )
-    output = {
-        "benchmark": "prune",
-        "rows": args.rows,
-        "old_fraction": round(1 - 90 / SPAN_DAYS, 3),
-        "batch_size": args.batch_size,
-        "environment": common.environment(),
-        "results": results,
-    }
-    print(json.dumps(output, indent=2))
+    common.emit(
+        "prune",
+        {"rows": args.rows, "old_fraction": round(1 - 90 / SPAN_DAYS, 3), "batch_size": args.batch_size},
+        results,
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import argparse
 import cProfile
 import functools
 import gc
-import json
 import pstats
 import sys
 import time
@@ -197,17 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     common.add_db_option(parser)
     args = parser.parse_args(argv)
     results = common.run_each(args.db, functools.partial(run_database, args=args))
-    output = {
-        "benchmark": "record_throughput",
-        "events": args.events,
-        "repeats": args.repeats,
-        "batch_size": args.batch_size,
-        "environment": common.environment(),
-        "results": results,
-    }
-    print(json.dumps(output, indent=2))
-    if any("error" in result for result in results.values()):
-        sys.exit(1)
+    common.emit(
+        "record_throughput",
+        {"events": args.events, "repeats": args.repeats, "batch_size": args.batch_size},
+        results,
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ Each database is run ``--repeats`` times on a fresh database; medians are report
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import typing as t
 
@@ -89,14 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     common.add_db_option(parser)
     args = parser.parse_args(argv)
-    output = {
-        "benchmark": "seal",
-        "rows": args.rows,
-        "max_events": args.max_events,
-        "environment": common.environment(),
-        "results": common.run_each(args.db, lambda kind: run_database(kind, args)),
-    }
-    print(json.dumps(output, indent=2))
+    results = common.run_each(args.db, lambda kind: run_database(kind, args))
+    common.emit("seal", {"rows": args.rows, "max_events": args.max_events}, results)
 
 
 if __name__ == "__main__":

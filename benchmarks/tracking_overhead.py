@@ -15,7 +15,6 @@ each variant and the ratio tracked/untracked (the project aims at 1.25 or better
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import typing as t
 
@@ -97,17 +96,7 @@ def main() -> None:
     common.add_db_option(parser)
     args = parser.parse_args()
     results = common.run_each(args.db, lambda kind: run(kind, args.updates, args.repeats))
-    print(
-        json.dumps(
-            {
-                "benchmark": "tracking_overhead",
-                "updates": args.updates,
-                "repeats": args.repeats,
-                "environment": common.environment(),
-                "results": results,
-            }
-        )
-    )
+    common.emit("tracking_overhead", {"updates": args.updates, "repeats": args.repeats}, results)
 
 
 if __name__ == "__main__":
