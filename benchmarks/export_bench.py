@@ -296,16 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.db in ("sqlite", "both") and shutil.which("sqlite3") is None:
         parser.error("the sqlite3 shell is missing: apt-get install sqlite3")
     results = common.run_each(args.db, lambda kind: run_database(kind, args))
-    output = {
-        "benchmark": "export_bench",
-        "rows": args.rows,
-        "repeats": args.repeats,
-        "environment": common.environment(),
-        "results": results,
-    }
-    print(json.dumps(output, indent=2))
-    if any("error" in result for result in results.values()):
-        sys.exit(1)
+    common.emit("export_bench", {"rows": args.rows, "repeats": args.repeats}, results)
 
 
 if __name__ == "__main__":
