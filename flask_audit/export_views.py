@@ -23,14 +23,12 @@ from flask import jsonify
 from flask import make_response
 from flask import redirect
 from flask import render_template
-from flask import render_template_string
 from flask import request
 from flask import stream_with_context
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
-from jinja2 import TemplateNotFound
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
@@ -201,10 +199,7 @@ def exports() -> ResponseReturnValue:
     if _wants_json():
         return jsonify(jobs=[job_info(job) for job in recent])
     context = {"jobs": [job_info(job) for job in recent]}
-    try:
-        return render_template("flask_audit/exports.html", **context)
-    except TemplateNotFound:
-        return render_template_string(_JOBS_PAGE, **context)
+    return render_template("flask_audit/exports.html", **context)
 
 
 def download(job_id: int) -> ResponseReturnValue:
@@ -247,22 +242,3 @@ def download(job_id: int) -> ResponseReturnValue:
     response = Response(stream_with_context(generate()), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{mail.file_name(job)}"'
     return response
-
-
-_JOBS_PAGE = """{% extends "flask_audit/base.html" %}
-{% block title %}Audit log exports{% endblock %}
-{% block content %}
-<h1>Audit log exports</h1>
-<table class="fa-table">
-  <thead><tr><th>Requested</th><th>Status</th><th>Attempts</th><th>Rows</th><th>Last error</th></tr></thead>
-  <tbody>
-  {% for job in jobs %}
-    <tr><td>{{ job.created_at }}</td><td>{{ job.status }}</td><td>{{ job.attempts }}</td>
-    <td>{{ job.rows if job.rows is not none else "" }}</td><td>{{ job.last_error or "" }}</td></tr>
-  {% else %}
-    <tr><td colspan="5">No exports yet.</td></tr>
-  {% endfor %}
-  </tbody>
-</table>
-{% endblock %}
-"""
