@@ -227,6 +227,14 @@ def test_admin_tour_shows_on_the_audit_page(seeded: Site, tmp_path: pathlib.Path
     audit.get_by_role("button", name="Apply filters").click()
     assert set(activities(audit)) and all(text.startswith("Failed") for text in activities(audit))
     audit.get_by_role("link", name="Clear", exact=True).click()
+    first_page = audit.locator("table time").all_inner_texts()
+    audit.get_by_role("link", name="Older →").click()
+    expect(audit).to_have_url(re.compile(r"cursor="))
+    older_page = audit.locator("table time").all_inner_texts()
+    assert older_page and older_page[0] <= first_page[-1]
+    audit.get_by_role("link", name="← Newer").click()
+    assert audit.locator("table time").all_inner_texts() == first_page
+    audit.get_by_role("link", name="Clear", exact=True).click()
     screenshot = pathlib.Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "audit-page.png")
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     audit.screenshot(path=str(screenshot), full_page=False)
