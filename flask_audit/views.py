@@ -28,6 +28,7 @@ from markupsafe import escape
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from . import daycounts
 from . import query
 from .config import AuditConfig
 from .context import current_tenant
@@ -77,7 +78,7 @@ COMMON_ZONES = (
     "Pacific/Auckland",
 )
 
-_counts: weakref.WeakKeyDictionary[Flask, query.DayCountCache] = weakref.WeakKeyDictionary()
+_counts: weakref.WeakKeyDictionary[Flask, daycounts.DayCountCache] = weakref.WeakKeyDictionary()
 _counts_lock = threading.Lock()
 
 
@@ -215,11 +216,11 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def _day_cache(app: Flask) -> query.DayCountCache:
+def _day_cache(app: Flask) -> daycounts.DayCountCache:
     with _counts_lock:
         cache = _counts.get(app)
         if cache is None:
-            cache = _counts[app] = query.DayCountCache()
+            cache = _counts[app] = daycounts.DayCountCache()
         return cache
 
 
@@ -337,7 +338,7 @@ def _read(
     if since is not None:
         cache = _day_cache(current_app._get_current_object())  # type: ignore[attr-defined]
         first_day = since.astimezone(tz).date()
-        days = query.chart_counts(
+        days = daycounts.chart_counts(
             conn, flt, cache=cache, timezone=tzname, first_day=first_day, now=now, **where
         )
         context["chart"] = DaySeries(days)
