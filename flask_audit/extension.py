@@ -112,8 +112,8 @@ class Audit:
 
         from . import capture
         from . import views
+        from .autoseal import connect_auto_seal
         from .cli import audit_cli
-        from .sealing import connect_auto_seal
 
         app.cli.add_command(audit_cli)
         views.register(app, config)

@@ -12,9 +12,8 @@ chain). A ``prune`` link records which events were removed on purpose (every id 
 its ``last_id``, and the ids its manifest lists), so what remains still verifies and any
 other deletion still shows.
 
-The canonical form (:func:`canonical`) is one JSON array of every column, ``details`` with
-sorted keys and numbers in one spelling, so a row hashes to the same bytes on SQLite,
-PostgreSQL (JSONB reorders keys and turns ``1e100`` into an integer) and MariaDB.
+What is hashed (the canonical form, leaves, Merkle root, manifest) is in
+:mod:`flask_audit.canonical`; when to seal on its own is in :mod:`flask_audit.autoseal`.
 """
 
 from __future__ import annotations
@@ -22,32 +21,27 @@ from __future__ import annotations
 import collections.abc as c
 import dataclasses
 import datetime as dt
-import decimal
 import hashlib
 import hmac as hmac_
-import itertools
-import json
-import logging
 import struct
-import threading
-import time
 import typing as t
-import weakref
 import zlib
 
 import sqlalchemy as sa
-import sqlalchemy.orm as sa_orm
-from flask import Flask
 
-from .config import AuditConfig
+from .canonical import event_content
+from .canonical import iso_utc
+from .canonical import leaf
+from .canonical import leaf_hash
+from .canonical import merkle_root
+from .canonical import pack_manifest
+from .canonical import Row
+from .canonical import unpack_manifest
 from .exceptions import AuditConfigError
 from .exceptions import AuditError
-from .exceptions import ImmutableAuditEventError
 from .exceptions import SealMismatchError
 from .models import audit_event_table
 from .models import audit_seal_table
-from .models import AuditSeal
-from .signals import event_recorded
 
 GENESIS = "0" * 64
 MAX_SEAL_EVENTS = 10_000
@@ -55,8 +49,6 @@ PRUNE_IDS_PER_LINK = 100_000
 _FORMAT = "flask-audit-seal/1"
 _EVENTS = audit_event_table
 _SEALS = audit_seal_table
-_COLUMNS = tuple(name for name in _EVENTS.c.keys() if name != "id")
-_Row = c.Mapping[t.Any, t.Any]  # an event or seal row, as read or about to be written
 
 
 def require_key(key: bytes | None, action: str) -> bytes:
@@ -69,95 +61,18 @@ def require_key(key: bytes | None, action: str) -> bytes:
     return key
 
 
-# -- canonical form, leaves, Merkle root and manifest ----------------------------------
-
-
-def _number(value: int | float) -> int | float:
-    """One spelling per number: integral values as integers, read from their decimal text."""
-    if isinstance(value, float) and value.is_integer():
-        return int(decimal.Decimal(repr(value)))
-    return value
-
-
-def _normalise(value: t.Any) -> t.Any:
-    if isinstance(value, dict):
-        return {key: _normalise(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_normalise(item) for item in value]
-    if isinstance(value, float):
-        return _number(value)
-    return value
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _content(row: _Row) -> str:
-    """Every column but ``id`` as a JSON array: the part of an event that can move."""
-    values = [row[name] for name in _COLUMNS]
-    values[_COLUMNS.index("occurred_at")] = _iso(row["occurred_at"])
-    values[-1] = _normalise(row["details"])
-    return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _leaf(event_id: int, content: str) -> bytes:
-    return hashlib.sha256(b"\x00[" + f"{event_id},".encode() + content[1:].encode()).digest()
-
-
-def canonical(row: _Row) -> bytes:
-    """The bytes an event is hashed as: ``[id, uid, occurred_at, ..., details]`` in UTF-8."""
-    return f"[{row['id']},{_content(row)[1:]}".encode()
-
-
-def leaf_hash(row: _Row) -> bytes:
-    """SHA-256 of ``0x00`` and the canonical form (RFC 6962 leaf)."""
-    return _leaf(int(row["id"]), _content(row))
-
-
-def merkle_root(leaves: c.Sequence[bytes]) -> str:
-    """RFC 6962 Merkle tree hash of ``leaves``, as hex; pairs left to right, odd ones carried up."""
-    level = list(leaves)
-    if not level:
-        return hashlib.sha256(b"").hexdigest()
-    while len(level) > 1:
-        paired = [
-            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
-        ]
-        level = paired + level[len(level) - len(level) % 2 :]
-    return level[0].hex()
-
-
-def _pack(ids: c.Sequence[int], leaves: c.Sequence[bytes] = ()) -> bytes:
-    """A manifest: the ids (zlib'd deltas) and, for a seal, each event's 32-byte leaf."""
-    deltas = [b - a for a, b in itertools.pairwise((0, *ids))]
-    packed = zlib.compress(struct.pack(f"<{len(deltas)}q", *deltas))
-    return struct.pack("<BI", 1, len(packed)) + packed + b"".join(leaves)
-
-
-def _unpack(manifest: bytes) -> tuple[list[int], list[bytes]]:
-    version, size = struct.unpack_from("<BI", manifest)
-    deltas = zlib.decompress(manifest[5 : 5 + size])
-    ids = list(itertools.accumulate(struct.unpack(f"<{len(deltas) // 8}q", deltas)))
-    body = manifest[5 + size :]
-    leaves = [body[i : i + 32] for i in range(0, len(body), 32)]
-    if version != 1 or len(leaves) not in (0, len(ids)) or len(body) % 32:
-        raise ValueError("unreadable manifest")
-    return ids, leaves
-
-
 # -- the chain ----------------------------------------------------------------------
 
 
-def _sign(key: bytes, link: _Row) -> str:
+def _sign(key: bytes, link: Row) -> str:
     fields = (
         _FORMAT,
         link["kind"],
-        _iso(link["sealed_at"]),
+        iso_utc(link["sealed_at"]),
         link["first_id"],
         link["last_id"],
         link["event_count"],
-        _iso(link["cutoff"]),
+        iso_utc(link["cutoff"]),
         link["merkle_root"],
         hashlib.sha256(link["manifest"]).hexdigest(),
         link["prev_hmac"],
@@ -229,7 +144,7 @@ def append_prune(
             "event_count": len(chunk) + (count - len(removed) if start == 0 else 0),
             "cutoff": cutoff,
             "merkle_root": "",
-            "manifest": _pack(chunk),
+            "manifest": pack_manifest(chunk),
         }
         hmacs.append(_append(engine, key, link, None))
     return hmacs
@@ -318,7 +233,7 @@ def seal(
             "event_count": len(ids),
             "cutoff": None,
             "merkle_root": merkle_root(leaves),
-            "manifest": _pack(ids, leaves),
+            "manifest": pack_manifest(ids, leaves),
         }
         made = _append(engine, key, link, sealed)
         if made:
@@ -369,9 +284,9 @@ class _Cursor:
 
     def __init__(self, conn: sa.Connection, upper: int, batch_size: int) -> None:
         self._conn, self._upper, self._size = conn, upper, batch_size
-        self._batch: list[_Row] = []
+        self._batch: list[Row] = []
         self._last: int | None = None
-        self.current: _Row | None = None
+        self.current: Row | None = None
         self.advance()
 
     def advance(self) -> None:
@@ -384,18 +299,18 @@ class _Cursor:
             self._last = int(rows[-1].id) if rows else self._last
         self.current = self._batch.pop() if self._batch else None
 
-    def within(self, upper: int) -> _Row | None:
+    def within(self, upper: int) -> Row | None:
         """The current event if its id is at most ``upper``."""
         row = self.current
         return row if row is not None and row["id"] <= upper else None
 
 
-def _intact(link: _Row, key: bytes) -> bool:
+def _intact(link: Row, key: bytes) -> bool:
     """The link's HMAC matches, and its manifest agrees with its count and root."""
     if not hmac_.compare_digest(_sign(key, link), link["hmac"]):
         return False
     try:
-        ids, leaves = _unpack(link["manifest"])
+        ids, leaves = unpack_manifest(link["manifest"])
     except (ValueError, struct.error, zlib.error):
         return False
     if link["kind"] == "prune":
@@ -404,7 +319,7 @@ def _intact(link: _Row, key: bytes) -> bool:
     return counted and merkle_root(leaves) == str(link["merkle_root"])
 
 
-def _check_links(links: c.Sequence[_Row], key: bytes) -> Problem | None:
+def _check_links(links: c.Sequence[Row], key: bytes) -> Problem | None:
     expected = GENESIS
     for link in links:
         sid = link["id"]
@@ -424,22 +339,22 @@ def _check_links(links: c.Sequence[_Row], key: bytes) -> Problem | None:
 class _Pruned:
     """The ids prune links declare removed: all up to the highest ``last_id``, and some above."""
 
-    def __init__(self, links: c.Iterable[_Row]) -> None:
+    def __init__(self, links: c.Iterable[Row]) -> None:
         prunes = [link for link in links if link["kind"] == "prune"]
         self.up_to = max((int(link["last_id"]) for link in prunes), default=0)
-        self.above = {i for link in prunes for i in _unpack(link["manifest"])[0] if i > self.up_to}
+        self.above = {i for link in prunes for i in unpack_manifest(link["manifest"])[0] if i > self.up_to}
 
     def __contains__(self, event_id: int) -> bool:
         return event_id <= self.up_to or event_id in self.above
 
 
-def _check_range(link: _Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[Problem | None, int, int]:
+def _check_range(link: Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[Problem | None, int, int]:
     """Walk one seal's manifest against the stored events: (first problem, checked, pending)."""
     sid, hi = link["id"], link["last_id"]
     checked = pending = 0
     if hi <= pruned.up_to and cursor.within(hi) is None:
         return None, 0, 0  # pruned whole: nothing left to compare
-    ids, leaves = _unpack(link["manifest"])
+    ids, leaves = unpack_manifest(link["manifest"])
     i = 0
     while True:
         expected = ids[i] if i < len(ids) else None
@@ -461,11 +376,11 @@ def _check_range(link: _Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple
                 return Problem("truncated", message, expected, sid), checked, pending
             message = f"Event {expected} was deleted: seal {sid} covers it and no prune removed it."
             return Problem("deleted", message, expected, sid), checked, pending
-        row = t.cast(_Row, row)  # present and expected: the same id
-        event_id, content = int(row["id"]), _content(row)
-        if _leaf(event_id, content) != leaves[i]:
+        row = t.cast(Row, row)  # present and expected: the same id
+        event_id, content = int(row["id"]), event_content(row)
+        if leaf(event_id, content) != leaves[i]:
             pairs = zip(ids, leaves, strict=True)
-            moved = [other for other, leaf in pairs if other != event_id and _leaf(other, content) == leaf]
+            moved = [other for other, sealed in pairs if other != event_id and leaf(other, content) == sealed]
             if moved:
                 message = f"Event {event_id} holds what seal {sid} sealed as event {moved[0]}: reordered."
                 return Problem("reordered", message, event_id, sid), checked, pending
@@ -514,129 +429,3 @@ def verify(
                     break
     head = str(links[-1]["hmac"]) if links else GENESIS
     return VerifyReport(len(links), checked, int(unsealed), pending, pruned.up_to, head, problem)
-
-
-# -- automatic sealing and the ORM guard ----------------------------------------------
-
-logger = logging.getLogger("flask_audit.sealing")
-
-
-class AutoSealer:
-    """Seals an app's trail in the background every N events or T seconds after an event.
-
-    The receiver only counts; sealing runs in a short-lived daemon thread, one at a time per
-    app, so no request waits for it. A failed run is logged and retried at the next trigger.
-    """
-
-    def __init__(self, app: Flask, every: int | None, interval: float | None) -> None:
-        self._app = weakref.ref(app)
-        self.every, self.interval = every, interval
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._timer: threading.Timer | None = None
-        self._worker: threading.Thread | None = None
-
-    def event_recorded(self, sender: Flask, **kwargs: t.Any) -> None:
-        if kwargs.get("spooled"):
-            return
-        with self._lock:
-            self._pending += 1
-            self._schedule()
-
-    def _schedule(self) -> None:
-        """Start a run if one is due, or a timer if only time can make it due (lock held)."""
-        if self._worker is not None or not self._pending:
-            return
-        if self.every is not None and self._pending >= self.every:
-            self._start()
-        elif self.interval is not None and self._timer is None:
-            self._timer = threading.Timer(self.interval, self._on_timer)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _on_timer(self) -> None:
-        with self._lock:
-            self._timer = None
-            if self._worker is None and self._pending:
-                self._start()
-
-    def _start(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._pending = 0
-        self._worker = threading.Thread(target=self._run, name="flask-audit-seal", daemon=True)
-        self._worker.start()
-
-    def _run(self) -> None:
-        try:
-            app = self._app()
-            if app is not None:
-                with app.app_context():
-                    state = app.extensions["audit"]._state(app)
-                    seal(state.engine, state.config.seal_key)
-        except Exception:
-            logger.exception("Automatic sealing failed; it runs again at the next trigger.")
-        finally:
-            with self._lock:
-                self._worker = None
-                self._schedule()
-
-    def join(self, timeout: float = 30.0) -> bool:
-        """Wait until no seal is running or waiting for its timer; ``False`` on timeout."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                busy = self._worker or self._timer
-            if busy is None:
-                return True
-            busy.join(max(deadline - time.monotonic(), 0))
-        return False
-
-    def close(self) -> None:
-        """Forget pending events and any waiting timer; a running seal finishes on its own."""
-        with self._lock:
-            timer, self._timer, self._pending = self._timer, None, 0
-        if timer is not None:
-            timer.cancel()
-
-
-_SEALERS: weakref.WeakKeyDictionary[Flask, AutoSealer] = weakref.WeakKeyDictionary()
-
-
-def connect_auto_seal(app: Flask, config: AuditConfig) -> AutoSealer | None:
-    """Install the seal table's ORM guard and, if configured, automatic sealing for ``app``.
-
-    Called once per app by :meth:`flask_audit.Audit.init_app`; calling it again is harmless.
-    Returns the app's :class:`AutoSealer`, or ``None`` when neither
-    ``AUDIT_SEAL_EVERY_EVENTS`` nor ``AUDIT_SEAL_INTERVAL_SECONDS`` is set.
-    """
-    install_seal_guard()
-    if config.seal_every_events is None and config.seal_interval_seconds is None:
-        return None
-    sealer = _SEALERS.get(app)
-    if sealer is None:
-        sealer = _SEALERS[app] = AutoSealer(app, config.seal_every_events, config.seal_interval_seconds)
-        event_recorded.connect(sealer.event_recorded, sender=app)
-    return sealer
-
-
-def _refuse_seal_changes(session: sa_orm.Session, flush_context: t.Any, instances: t.Any) -> None:
-    for obj in (*session.deleted, *session.dirty):
-        if isinstance(obj, AuditSeal) and (obj in session.deleted or session.is_modified(obj)):
-            raise ImmutableAuditEventError(f"AuditSeal {obj.id} cannot be changed: seals are insert-only.")
-
-
-def _refuse_seal_bulk(state: sa_orm.ORMExecuteState) -> None:
-    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
-        if state.bind_mapper.class_ is AuditSeal:
-            raise ImmutableAuditEventError(
-                "Seals cannot be changed in bulk through the ORM: they are insert-only."
-            )
-
-
-def install_seal_guard() -> None:
-    """Refuse, in every session, to flush a change or deletion of an :class:`AuditSeal`."""
-    if not sa.event.contains(sa_orm.Session, "before_flush", _refuse_seal_changes):
-        sa.event.listen(sa_orm.Session, "before_flush", _refuse_seal_changes)
-        sa.event.listen(sa_orm.Session, "do_orm_execute", _refuse_seal_bulk)

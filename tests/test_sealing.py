@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import threading
 import time
 import typing as t
@@ -11,14 +9,10 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_audit import AuditConfigError
-from flask_audit import ImmutableAuditEventError
 from flask_audit import sealing
 from flask_audit import SealMismatchError
-from flask_audit.models import AuditSeal
 
 from .conftest import audit_of
-from .conftest import db
-from .conftest import MakeApp
 from .sealing_fixtures import days_ago
 from .sealing_fixtures import engine_of
 from .sealing_fixtures import EVENTS
@@ -34,67 +28,6 @@ from .sealing_fixtures import swap
 from .sealing_fixtures import verify
 
 sealed_app = pytest.mark.audit_config(AUDIT_SEAL_KEY=KEY)
-
-ROW: dict[str, t.Any] = {
-    "id": 1000,
-    "uid": "0123456789abcdef0123456789abcdef",
-    "occurred_at": dt.datetime(2025, 3, 30, 1, 30, 0, 123456, tzinfo=dt.timezone.utc),
-    "tenant_id": None,
-    "team": "Growth",
-    "event_type": "role.updated",
-    "entity": "Role",
-    "action": "update",
-    "outcome": "success",
-    "activity": "Changed role of zoë@example.com",
-    "actor_id": "42",
-    "actor_email": "admin@example.com",
-    "ip": "2001:db8::1",
-    "user_agent": "Mozilla/5.0",
-    "request_id": "req-1",
-    "target_type": "user",
-    "target_id": "7",
-    "details": {
-        "z": 1,
-        "a": {"y": "é ☃ 😀", "x": [1, 2.5, True, None]},
-        "big": 1e100,
-        "one": 1.0,
-        "tiny": 1.5e-10,
-        "huge": 12345678901234567890,
-    },
-}
-CANONICAL = (
-    '[1000,"0123456789abcdef0123456789abcdef","2025-03-30T01:30:00.123456Z",null,"Growth","role.updated",'
-    '"Role","update","success","Changed role of zoë@example.com","42","admin@example.com","2001:db8::1",'
-    '"Mozilla/5.0","req-1","user","7",{"a":{"x":[1,2.5,true,null],"y":"é ☃ 😀"},"big":1' + "0" * 100 + ","
-    '"huge":12345678901234567890,"one":1,"tiny":1.5e-10,"z":1}]'
-)
-
-
-# -- canonical form and Merkle root --------------------------------------------------------
-
-
-def test_canonical_form_is_the_same_bytes_on_every_backend(app: Flask) -> None:
-    """JSONB reorders keys and turns 1e100 into an integer; the canonical form does not care."""
-    with engine_of(app).begin() as conn:
-        conn.execute(sa.insert(EVENTS), ROW)
-    with engine_of(app).connect() as conn:
-        stored = conn.execute(sa.select(EVENTS).where(EVENTS.c.id == 1000)).one()._mapping
-    assert sealing.canonical(stored) == CANONICAL.encode()
-    assert sealing.canonical(ROW) == CANONICAL.encode()
-    assert sealing.leaf_hash(stored) == hashlib.sha256(b"\x00" + CANONICAL.encode()).digest()
-
-
-def _rfc6962(leaves: list[bytes]) -> bytes:
-    if len(leaves) == 1:
-        return leaves[0]
-    split = 1 << ((len(leaves) - 1).bit_length() - 1)  # the largest power of two below n
-    return hashlib.sha256(b"\x01" + _rfc6962(leaves[:split]) + _rfc6962(leaves[split:])).digest()
-
-
-@pytest.mark.parametrize("count", range(1, 12))
-def test_merkle_root_is_rfc6962(count: int) -> None:
-    leaves = [hashlib.sha256(bytes([n])).digest() for n in range(count)]
-    assert sealing.merkle_root(leaves) == _rfc6962(leaves).hex()
 
 
 # -- sealing ----------------------------------------------------------------------------------
@@ -380,90 +313,7 @@ def test_prune_that_stopped_half_way_still_verifies_and_checks_what_is_left(app:
     assert (problem(app).kind, problem(app).event_id) == ("modified", old[3])
 
 
-# -- automatic sealing, guards -----------------------------------------------------------------
-
-
-def _auto(app: Flask) -> sealing.AutoSealer:
-    sealer = sealing.connect_auto_seal(app, audit_of(app)._state(app).config)
-    assert sealer is not None
-    return sealer
-
-
-def test_auto_sealing_every_n_events(make_app: MakeApp) -> None:
-    app = make_app(AUDIT_SEAL_KEY=KEY, AUDIT_SEAL_EVERY_EVENTS=3)
-    sealer = _auto(app)
-    assert sealing.connect_auto_seal(app, audit_of(app)._state(app).config) is sealer
-    record(app, 6)
-    assert sealer.join()
-    record(app)
-    assert sealer.join()
-    report = verify(app)
-    assert (report.ok, report.events, report.unsealed) == (True, 7, 1)
-    sealer.close()
-
-
-def test_auto_sealing_after_an_interval(make_app: MakeApp) -> None:
-    app = make_app(AUDIT_SEAL_KEY=KEY, AUDIT_SEAL_INTERVAL_SECONDS=0.05)
-    sealer = _auto(app)
-    record(app, 2)
-    assert sealer.join()
-    report = verify(app)
-    assert (report.ok, report.unsealed) == (True, 0)
-    sealer.close()
-
-
-def test_auto_sealing_is_off_by_default(app: Flask) -> None:
-    assert sealing.connect_auto_seal(app, audit_of(app)._state(app).config) is None
-
-
-def test_auto_sealing_failure_is_logged_not_raised(
-    make_app: MakeApp, caplog: pytest.LogCaptureFixture
-) -> None:
-    app = make_app(AUDIT_SEAL_KEY=KEY, AUDIT_SEAL_EVERY_EVENTS=1)
-    sealer = _auto(app)
-    with engine_of(app).begin() as conn:
-        conn.exec_driver_sql("DROP TABLE audit_seal")
-    assert record(app)  # stored; the seal behind it fails
-    assert sealer.join()
-    assert "Automatic sealing failed; it runs again at the next trigger." in caplog.text
-
-
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [
-        (
-            {"AUDIT_SEAL_EVERY_EVENTS": 10},
-            "AUDIT_SEAL_EVERY_EVENTS turns on automatic sealing, which needs AUDIT_SEAL_KEY to be set.",
-        ),
-        (
-            {"AUDIT_SEAL_INTERVAL_SECONDS": 60},
-            "AUDIT_SEAL_INTERVAL_SECONDS turns on automatic sealing, which needs AUDIT_SEAL_KEY to be set.",
-        ),
-        (
-            {"AUDIT_SEAL_KEY": KEY, "AUDIT_SEAL_EVERY_EVENTS": 0},
-            "AUDIT_SEAL_EVERY_EVENTS must be an integer of at least 1, not 0.",
-        ),
-        (
-            {"AUDIT_SEAL_KEY": KEY, "AUDIT_SEAL_INTERVAL_SECONDS": "soon"},
-            "AUDIT_SEAL_INTERVAL_SECONDS must be a positive number of seconds or None, not 'soon'.",
-        ),
-    ],
-)
-def test_auto_sealing_settings_are_checked_at_start_up(config: dict[str, t.Any], message: str) -> None:
-    from flask_audit.config import load_config
-
-    app = Flask(__name__)
-    app.config.update(config)
-    with pytest.raises(AuditConfigError) as info:
-        load_config(app)
-    assert str(info.value) == message
-
-
-def test_auto_sealing_settings_default_to_off() -> None:
-    from flask_audit.config import load_config
-
-    config = load_config(Flask(__name__))
-    assert (config.seal_every_events, config.seal_interval_seconds) == (None, None)
+# -- the database guard ----------------------------------------------------------------------
 
 
 def test_database_refuses_to_change_or_remove_a_seal(app: Flask, backend: str) -> None:
@@ -481,24 +331,3 @@ def test_database_refuses_to_change_or_remove_a_seal(app: Flask, backend: str) -
             with engine_of(app).begin() as conn:
                 conn.exec_driver_sql("TRUNCATE audit_seal")
     assert len(links(app)) == 1
-
-
-def test_orm_refuses_to_change_or_remove_a_seal(app: Flask, app_ctx: None) -> None:
-    sealing.install_seal_guard()
-    record(app)
-    seal(app)
-    session = db(app).session
-    link = session.get_one(AuditSeal, 1)
-    link.event_count = 0
-    with pytest.raises(
-        ImmutableAuditEventError, match=r"^AuditSeal 1 cannot be changed: seals are insert-only\.$"
-    ):
-        session.flush()
-    session.rollback()
-    session.delete(session.get_one(AuditSeal, 1))
-    with pytest.raises(ImmutableAuditEventError, match="^AuditSeal 1 cannot be changed"):
-        session.flush()
-    session.rollback()
-    with pytest.raises(ImmutableAuditEventError, match="^Seals cannot be changed in bulk"):
-        session.execute(sa.delete(AuditSeal))
-    session.rollback()
