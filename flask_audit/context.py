@@ -30,9 +30,11 @@ class Actor(t.NamedTuple):
 
 def _valid_ip(value: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(value.strip().strip("[]")))
+        address = ipaddress.ip_address(value.strip().strip("[]"))
     except ValueError:
         return None
+    # An IPv6 zone id ("fe80::1%eth0") is free text: never let it into the column.
+    return None if getattr(address, "scope_id", None) else str(address)
 
 
 def client_ip(config: AuditConfig) -> str | None:

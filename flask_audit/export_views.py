@@ -213,8 +213,10 @@ def download(job_id: int) -> ResponseReturnValue:
         _refuse(403, LINK_EXPIRED)
     except BadSignature:
         _refuse(403, LINK_INVALID)
+    if payload.get("job") != job_id:  # before any lookup: the id in the URL is the visitor's
+        _refuse(403, LINK_INVALID)
     job = jobs.get_job(state.engine, job_id)
-    if job is None or payload.get("job") != job_id or job.status != "sent":
+    if job is None or job.status != "sent":
         _refuse(403, LINK_INVALID)
     if job.link_expires_at is not None and job.link_expires_at < jobs.utcnow():
         _refuse(403, LINK_EXPIRED)

@@ -63,8 +63,34 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _BIGINT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _str(name: str) -> sa.String:
-    return sa.String(LENGTHS[name])
+class ExactString(sa.TypeDecorator[str]):
+    """A string column that compares exactly on every backend.
+
+    MariaDB's and MySQL's default collations ignore case, accents and trailing spaces, so
+    ``tenant_id = 'ACME'`` would also match ``'acme'`` and ``'acme '``: one tenant reading
+    another's events. A binary collation without padding keeps every comparison exact, as
+    on SQLite and PostgreSQL (MariaDB ``utf8mb4_nopad_bin``, MySQL 8 ``utf8mb4_0900_bin``).
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[t.Any]:
+        length = t.cast(sa.String, self.impl_instance).length
+        if dialect.name in ("mysql", "mariadb"):
+            mariadb = getattr(dialect, "is_mariadb", False)
+            collation = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
+            return dialect.type_descriptor(mysql.VARCHAR(length, charset="utf8mb4", collation=collation))
+        return dialect.type_descriptor(sa.String(length))
+
+
+def text(length: int) -> ExactString:
+    """An :class:`ExactString` of ``length`` characters (the migrations use it too)."""
+    return ExactString(length)
+
+
+def _str(name: str) -> ExactString:
+    return text(LENGTHS[name])
 
 
 class AuditBase(sa_orm.DeclarativeBase):

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql
 from flask_audit.immutability import create_triggers
 from flask_audit.immutability import drop_statements
 from flask_audit.immutability import retention_days_for_ddl
+from flask_audit.models import text
 from flask_audit.models import UTCDateTime
 from flask_audit.recorder import enabled_row
 
@@ -49,22 +50,22 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column("uid", sa.String(length=32), nullable=False),
+        sa.Column("uid", text(32), nullable=False),
         sa.Column("occurred_at", UTCDateTime(), nullable=False),
-        sa.Column("tenant_id", sa.String(length=64), nullable=True),
-        sa.Column("team", sa.String(length=255), nullable=True),
-        sa.Column("event_type", sa.String(length=64), nullable=False),
-        sa.Column("entity", sa.String(length=64), nullable=False),
-        sa.Column("action", sa.String(length=16), nullable=False),
-        sa.Column("outcome", sa.String(length=16), nullable=False),
-        sa.Column("activity", sa.String(length=1000), nullable=False),
-        sa.Column("actor_id", sa.String(length=64), nullable=True),
-        sa.Column("actor_email", sa.String(length=320), nullable=True),
-        sa.Column("ip", sa.String(length=45), nullable=True),
-        sa.Column("user_agent", sa.String(length=512), nullable=True),
-        sa.Column("request_id", sa.String(length=64), nullable=True),
-        sa.Column("target_type", sa.String(length=64), nullable=True),
-        sa.Column("target_id", sa.String(length=128), nullable=True),
+        sa.Column("tenant_id", text(64), nullable=True),
+        sa.Column("team", text(255), nullable=True),
+        sa.Column("event_type", text(64), nullable=False),
+        sa.Column("entity", text(64), nullable=False),
+        sa.Column("action", text(16), nullable=False),
+        sa.Column("outcome", text(16), nullable=False),
+        sa.Column("activity", text(1000), nullable=False),
+        sa.Column("actor_id", text(64), nullable=True),
+        sa.Column("actor_email", text(320), nullable=True),
+        sa.Column("ip", text(45), nullable=True),
+        sa.Column("user_agent", text(512), nullable=True),
+        sa.Column("request_id", text(64), nullable=True),
+        sa.Column("target_type", text(64), nullable=True),
+        sa.Column("target_id", text(128), nullable=True),
         sa.Column("details", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("uid"),

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from flask_audit.models import text
 from flask_audit.models import UTCDateTime
 
 revision: str = "fa0003_create_audit_export_job"
@@ -31,11 +32,11 @@ def upgrade() -> None:
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("requested_by_id", sa.String(length=64), nullable=True),
-        sa.Column("requested_by_email", sa.String(length=320), nullable=False),
+        sa.Column("requested_by_id", text(64), nullable=True),
+        sa.Column("requested_by_email", text(320), nullable=False),
         sa.Column("tenant_scoped", sa.Boolean(), nullable=False),
-        sa.Column("tenant_id", sa.String(length=64), nullable=True),
-        sa.Column("team", sa.String(length=255), nullable=True),
+        sa.Column("tenant_id", text(64), nullable=True),
+        sa.Column("team", text(255), nullable=True),
         sa.Column("filters", _JSON, nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("snapshot_at", UTCDateTime(), nullable=False),
