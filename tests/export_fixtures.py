@@ -42,6 +42,7 @@ from flask_audit.export_views import routes
 from flask_audit.models import audit_event_table
 from flask_audit.models import export_job_table
 from flask_audit.models import ExportJob
+from flask_audit.query import AuditFilter
 
 from .apps import add_user
 from .conftest import audit_of
@@ -163,6 +164,19 @@ class Site:
     def engine(self) -> sa.Engine:
         with self.app.app_context():
             return audit_of(self.app)._state().engine
+
+    def queued_job(self) -> int:
+        """A job acme's admin asked for (every event, UTC), not yet run."""
+        return jobs.create_job(
+            self.engine,
+            requested_by_id=str(self.admin),
+            requested_by_email="admin@acme.test",
+            tenant_scoped=True,
+            tenant_id="acme",
+            team=None,
+            flt=AuditFilter(),
+            timezone="UTC",
+        )
 
     def insert(self, *rows: dict[str, t.Any]) -> None:
         """Store events (from :meth:`event`) in one statement, bypassing ``record()``."""

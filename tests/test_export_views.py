@@ -16,7 +16,6 @@ from flask_audit.export_views import LINK_EXPIRED
 from flask_audit.export_views import LINK_INVALID
 from flask_audit.export_views import LINK_NOT_YOURS
 from flask_audit.models import ExportJob
-from flask_audit.query import AuditFilter
 
 from .conftest import MakeApp
 from .conftest import stored
@@ -240,16 +239,7 @@ def test_a_tampered_link_is_refused(linked: tuple[Site, ExportJob, str]) -> None
         assert response.status_code == 403
         assert LINK_INVALID in response.get_data(as_text=True)
     other = site.client(site.admin)
-    other_job = jobs.create_job(
-        site.engine,
-        requested_by_id=str(site.admin),
-        requested_by_email="admin@acme.test",
-        tenant_scoped=True,
-        tenant_id="acme",
-        team=None,
-        flt=AuditFilter(),
-        timezone="UTC",
-    )
+    other_job = site.queued_job()
     response = other.get(f"{PREFIX}/exports/{other_job}/download?token={token}")
     assert response.status_code == 403
     assert LINK_INVALID in response.get_data(as_text=True)

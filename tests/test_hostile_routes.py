@@ -22,7 +22,6 @@ from flask_audit import jobs
 from flask_audit import mail
 from flask_audit.export_views import LINK_INVALID
 from flask_audit.export_views import LINK_NOT_YOURS
-from flask_audit.query import AuditFilter
 
 from .apps import User
 from .conftest import db
@@ -202,16 +201,7 @@ def test_forged_download_tokens_are_refused(linked: Linked) -> None:
     site = linked.site
     client, raw = _raw_csrf(site, site.admin)
     with site.app.app_context():
-        queued = jobs.create_job(
-            site.engine,
-            requested_by_id=str(site.admin),
-            requested_by_email="admin@acme.test",
-            tenant_scoped=True,
-            tenant_id="acme",
-            team=None,
-            flt=AuditFilter(),
-            timezone="UTC",
-        )
+        queued = site.queued_job()
         tokens = {
             linked.acme_job: [_csrf_signed(site, raw), mail.serializer().dumps([linked.acme_job])],
             queued: [mail.download_token(site.job(queued))],
