@@ -34,6 +34,7 @@ from .taxonomy import EVENT_TYPES
 from .taxonomy import OUTCOMES
 
 _INSERT = sa.insert(audit_event_table)
+_ID_BY_UID = sa.select(audit_event_table.c.id).where(audit_event_table.c.uid == sa.bindparam("uid"))
 _PENDING = "_flask_audit_pending"
 _DEFERRED = "_flask_audit_deferred"
 _QUEUED = "_flask_audit_queued"
@@ -171,11 +172,35 @@ def _insert_one(conn: sa.Connection, row: dict[str, t.Any]) -> int:
     return t.cast(int, key[0] if key else None)
 
 
+def _insert_reconnecting(engine: sa.Engine, row: dict[str, t.Any]) -> int:
+    """Insert ``row``, once more on a fresh connection if the pooled one had died.
+
+    After a database restart every idle pooled connection is dead; SQLAlchemy invalidates
+    the pool on the first failure, so one retry reaches the new server. ``uid`` is unique:
+    if the first attempt did commit before its connection died, the retry finds that row
+    instead of adding a second one.
+    """
+    try:
+        with engine.begin() as conn:
+            return _insert_one(conn, row)
+    except sa.exc.DBAPIError as err:
+        if not err.connection_invalidated:
+            raise
+    try:
+        with engine.begin() as conn:
+            return _insert_one(conn, row)
+    except sa.exc.IntegrityError:
+        with engine.connect() as conn:
+            found = conn.execute(_ID_BY_UID, {"uid": row["uid"]}).scalar()
+        if found is None:
+            raise
+        return int(found)
+
+
 def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.Any]) -> AuditEvent:
     """Insert one event in its own transaction, applying ``AUDIT_ON_WRITE_ERROR`` on failure."""
     try:
-        with engine.begin() as conn:
-            event_id = _insert_one(conn, row)
+        event_id = _insert_reconnecting(engine, row)
     except sa.exc.DBAPIError as err:
         if config.on_write_error == "raise":
             raise AuditWriteError(

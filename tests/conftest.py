@@ -178,3 +178,22 @@ def stored(app: Flask, *, include_enabled: bool = False) -> list[AuditEvent]:
         events = list(db(app).session.scalars(query))
         db(app).session.remove()
         return events
+
+
+_WHO_AM_I = {"postgresql": "SELECT pg_backend_pid()", "mariadb": "SELECT CONNECTION_ID()"}
+_END = {"postgresql": "SELECT pg_terminate_backend({})", "mariadb": "KILL {}"}
+
+
+def end_pooled_connection(engine: sa.Engine) -> None:
+    """Leave exactly one connection in ``engine``'s pool, then have the server end it, as a
+    restart of the database server does to every idle pooled connection."""
+    engine.dispose()
+    dialect = "mariadb" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+    with engine.connect() as conn:
+        server_id = int(conn.exec_driver_sql(_WHO_AM_I[dialect]).scalar_one())
+    killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with killer.connect() as conn:
+            conn.exec_driver_sql(_END[dialect].format(server_id))
+    finally:
+        killer.dispose()
