@@ -3,9 +3,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from flask_audit.models import audit_event_table
 from flask_audit.testing import record_events
 
 from .apps import add_user
+from .conftest import db
+from .conftest import MakeApp
 from .conftest import stored
 
 
@@ -95,3 +98,20 @@ def test_mark_login_names_the_method(app: Flask) -> None:
     [event] = stored(app)
     assert event.details == {"method": "sso", "idp": "https://idp.example.com"}
     assert event.activity == "Signed in with SSO"
+
+
+@pytest.mark.parametrize("remember", ["", "on"])
+def test_a_sign_in_whose_event_cannot_be_stored_does_not_stand(make_app: MakeApp, remember: str) -> None:
+    """Under ``raise``, Flask still saves the session of the error response: the sign-in must
+    be taken back, or the browser leaves signed in with nothing recorded."""
+    app = make_app(PROPAGATE_EXCEPTIONS=False)  # the production path: an error page, not a raise
+    add_user(app, "ann@example.com")
+    with app.app_context():
+        audit_event_table.drop(db(app).engine)  # the database now refuses every audit write
+    client = app.test_client()
+    form = {"email": "ann@example.com", "password": "pw", "remember": remember}
+    response = client.post("/login", data=form)
+    assert response.status_code == 500
+    assert "remember_token" not in " ".join(response.headers.getlist("Set-Cookie"))
+    with client.session_transaction() as session:
+        assert "_user_id" not in session and "_remember" not in session

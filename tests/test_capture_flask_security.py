@@ -16,6 +16,7 @@ from flask_security import user_registered
 from flask_security.twofactor import tf_disable
 
 from flask_audit.capture import flask_security as adapter
+from flask_audit.models import audit_event_table
 
 from . import flask_security_fixtures as fixtures
 from .flask_security_fixtures import add_user
@@ -76,6 +77,20 @@ def test_password_sign_in_is_one_login_with_its_method(fs_app: Flask) -> None:
         {"method": "password"},
     )
     assert (event.ip, event.target_id) == ("127.0.0.1", None)
+
+
+def test_a_sign_in_whose_event_cannot_be_stored_does_not_stand(make_security_app: MakeSecurityApp) -> None:
+    app = make_security_app(PROPAGATE_EXCEPTIONS=False)  # an error page, as in production
+    add_user(app)
+    with app.app_context():
+        audit_event_table.drop(db.engine)  # the database now refuses every audit write
+    client = app.test_client()
+    response = client.post(
+        "/login", json={"email": "alice@example.com", "password": PASSWORD, "remember": True}
+    )
+    assert response.status_code == 500
+    assert client.get_cookie("remember_token") is None
+    assert client.get("/whoami").text != "alice@example.com"
 
 
 def test_actor_id_is_the_users_primary_key(fs_app: Flask) -> None:

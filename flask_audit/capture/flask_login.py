@@ -13,12 +13,17 @@ import typing as t
 from flask import Flask
 from flask import g
 from flask import has_app_context
+from flask import has_request_context
+from flask import session
 
 from .._names import describe_user
+from ..exceptions import AuditWriteError
 
 _METHOD = "_flask_audit_login_method"
 _DETAILS = "_flask_audit_login_details"
 _METHOD_LABELS = {"sso": "SSO", "magic_link": "a magic link", "webauthn": "a security key"}
+#: What ``login_user()`` and a remember-me restore put in the session.
+_SIGN_IN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds")
 
 
 def mark_login(method: str, **details: t.Any) -> None:
@@ -40,6 +45,24 @@ def _audit(app: Flask) -> t.Any:
     return app.extensions["audit"]
 
 
+def record_sign_in(app: Flask, user: t.Any, **fields: t.Any) -> None:
+    """Record ``user.login``; if the event cannot be stored, the sign-in does not stand.
+
+    Flask saves the session even for an error response, so under ``AUDIT_ON_WRITE_ERROR =
+    "raise"`` the browser would otherwise leave signed in (and remembered) with no event.
+    """
+    try:
+        _audit(app).record("user.login", actor=user, **fields)
+    except AuditWriteError:
+        if has_request_context():
+            for key in _SIGN_IN_KEYS:
+                session.pop(key, None)
+            login_manager = getattr(app, "login_manager", None)
+            if login_manager is not None:
+                login_manager._update_request_context_with_user()  # back to anonymous
+        raise
+
+
 def _on_login(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
     if not has_app_context() or app.extensions.get("security") is not None:
         return
@@ -47,17 +70,14 @@ def _on_login(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
     details = {"method": method, **marked}
     label = _METHOD_LABELS.get(method, method.replace("_", " "))
     sentence = "Signed in" if method == "password" else f"Signed in with {label}"
-    _audit(app).record("user.login", actor=user, activity=sentence, details=details)
+    record_sign_in(app, user, activity=sentence, details=details)
 
 
 def _on_cookie(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
     if not has_app_context():
         return
-    _audit(app).record(
-        "user.login",
-        actor=user,
-        activity="Signed in with a remember-me cookie",
-        details={"method": "remember_cookie"},
+    record_sign_in(
+        app, user, activity="Signed in with a remember-me cookie", details={"method": "remember_cookie"}
     )
 
 

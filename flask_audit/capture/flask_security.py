@@ -65,6 +65,7 @@ from flask import session
 
 from .._names import describe_user
 from ..taxonomy import EVENT_TYPES
+from .flask_login import record_sign_in
 
 if t.TYPE_CHECKING:
     from ..extension import Audit
@@ -257,7 +258,8 @@ def _on_authenticated(user: t.Any, authn_via: list[str] | None = None, **_: t.An
         sentence = f"{sentence} {joiner} two-factor authentication ({_factor(second)})"
     if _view() in {"us_signin", "us_verify_link"}:
         details["flow"] = "unified_signin"
-    _record("user.login", actor=user, activity=sentence, details=details)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    record_sign_in(app, user, activity=sentence, details=details)
 
 
 def _app_login_method() -> tuple[str, dict[str, t.Any]]:
