@@ -11,6 +11,7 @@ are not a password.
 from __future__ import annotations
 
 import collections.abc as c
+import contextlib
 import os
 import secrets
 import typing as t
@@ -23,6 +24,9 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ServiceUnavailable
+
+from flask_audit import AuditWriteError
 
 from . import auth
 from . import cli
@@ -81,6 +85,8 @@ def _configure(app: Flask, config: c.Mapping[str, t.Any] | None) -> None:
     app.config.from_prefixed_env()
     app.config.update(config or {})
     app.config.setdefault("MAIL_SUPPRESS_SEND", not app.config.get("MAIL_SERVER"))
+    # Test each pooled connection before use: after a database restart, requests get a new one.
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _secret_key(app)
 
@@ -88,6 +94,18 @@ def _configure(app: Flask, config: c.Mapping[str, t.Any] | None) -> None:
 def _error_page(err: HTTPException) -> ResponseReturnValue:
     message = CSRF_MESSAGE if isinstance(err, CSRFError) else None
     return render_template("error.html", error=err, message=message), err.code or 500
+
+
+def _unavailable(err: Exception) -> ResponseReturnValue:
+    """The database, or the audit write an action needs, is down: a 503 to retry, not a 500.
+
+    The page is rendered without the signed-in layout, which would ask the database again.
+    """
+    with contextlib.suppress(sa.exc.SQLAlchemyError):
+        db.session.rollback()
+    page = ServiceUnavailable("The workspace cannot reach its database just now. Try again in a moment.")
+    body = render_template("error.html", error=page, message=None, standalone=True)
+    return body, 503, {"Retry-After": "5"}
 
 
 def create_app(config: dict[str, t.Any] | None = None) -> Flask:
@@ -117,6 +135,8 @@ def create_app(config: dict[str, t.Any] | None = None) -> Flask:
     cli.init_app(app)
 
     app.register_error_handler(HTTPException, _error_page)
+    app.register_error_handler(sa.exc.OperationalError, _unavailable)
+    app.register_error_handler(AuditWriteError, _unavailable)
     app.context_processor(_layout_context)
     # Not ``csrf_token``: the audit page passes a variable of that name to its templates.
     app.jinja_env.globals["form_token"] = generate_csrf

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask_mail import Attachment
 from flask_mail import Message
 
+import demo_app
 from demo_app import seed
 from demo_app.extensions import db
 from demo_app.extensions import mail
@@ -27,9 +28,11 @@ from demo_app.models import MailMessage
 from demo_app.models import SsoSettings
 from demo_app.models import Team
 from flask_audit import AuditEvent
+from flask_audit.models import audit_event_table
 from flask_audit.sso import read_idp_metadata
 from flask_audit.taxonomy import EVENT_TYPES
 
+from .conftest import end_pooled_connection
 from .demo_fixtures import build_demo
 from .demo_fixtures import Demo
 from .demo_fixtures import drop
@@ -485,3 +488,35 @@ def test_sqlite_runs_in_wal_mode(demo: Demo) -> None:
     with demo.app.app_context():
         assert db.session.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         db.session.remove()
+
+
+def test_a_database_outage_is_a_page_to_retry_not_a_500(db_url: str, tmp_path: pathlib.Path) -> None:
+    url = sa.make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        offline = f"sqlite:///{tmp_path / 'missing-folder' / 'demo.db'}"
+    else:
+        offline = url.set(port=1).render_as_string(hide_password=False)
+    app = demo_app.create_app({"SQLALCHEMY_DATABASE_URI": offline, "SECRET_KEY": "test"})
+    client = app.test_client()
+    response = post(client, "/login", {"email": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "cannot reach its database just now" in response.text
+
+
+def test_a_sign_in_that_cannot_be_recorded_is_refused(demo: Demo) -> None:
+    """``AUDIT_ON_WRITE_ERROR = "raise"`` (the default): no event, no sign-in."""
+    with demo.app.app_context():
+        audit_event_table.drop(db.engine)  # the database now refuses every audit write
+    client = demo.client()
+    response = post(client, "/login", {"email": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 503
+    assert client.get("/").status_code == 302  # still signed out: back to the sign-in page
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_sign_in_works_after_the_database_ended_the_pooled_connection(demo: Demo) -> None:
+    with demo.app.app_context():
+        end_pooled_connection(db.engine)
+    demo.sign_in("ada@example.com")
+    assert [e.actor_email for e in demo.events("user.login")] == ["ada@example.com"]
