@@ -1,7 +1,8 @@
 """The demo app as ``benchmarks/load_test.py`` serves it under gunicorn, and the people it needs.
 
 gunicorn imports this module in each worker (``--pythonpath benchmarks load_app:app``) and
-builds the app from ``LOAD_TEST_DB_URL`` and ``LOAD_TEST_AUDIT`` (``1`` or ``0``).
+builds the app from ``LOAD_TEST_DB_URL``, ``LOAD_TEST_AUDIT`` (``1`` or ``0``) and, when set,
+``LOAD_TEST_SPOOL_PATH``.
 CSRF protection is off (``WTF_CSRF_ENABLED=False``) so each request of the load is one POST,
 and passwords use a cheap hash so that the load measures the requests, not scrypt.
 """
@@ -37,8 +38,13 @@ def target_email(client: int) -> str:
     return f"target{client}@load.example"
 
 
-def build(url: str, *, audit: bool) -> Flask:
-    """The demo app on ``url``; every worker and the load test itself build it the same way."""
+def build(url: str, *, audit: bool, spool_path: str | None = None) -> Flask:
+    """The demo app on ``url``; every worker and the load test itself build it the same way.
+
+    With ``spool_path``, events the database refuses are spooled there (``AUDIT_ON_WRITE_ERROR
+    = "spool"``) instead of failing their request.
+    """
+    spool = {"AUDIT_ON_WRITE_ERROR": "spool", "AUDIT_SPOOL_PATH": spool_path} if spool_path else {}
     return demo_app.create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
@@ -46,6 +52,7 @@ def build(url: str, *, audit: bool) -> Flask:
             "WTF_CSRF_ENABLED": False,
             "AUDIT_ENABLED": audit,
             "MAIL_SUPPRESS_SEND": True,
+            **spool,
         }
     )
 
@@ -86,4 +93,8 @@ def reset_targets(url: str) -> None:
 
 
 if "LOAD_TEST_DB_URL" in os.environ:
-    app = build(os.environ["LOAD_TEST_DB_URL"], audit=os.environ.get("LOAD_TEST_AUDIT", "1") == "1")
+    app = build(
+        os.environ["LOAD_TEST_DB_URL"],
+        audit=os.environ.get("LOAD_TEST_AUDIT", "1") == "1",
+        spool_path=os.environ.get("LOAD_TEST_SPOOL_PATH") or None,
+    )

@@ -52,6 +52,8 @@ class Sent:
     status: int
     seconds: float
     timed: bool
+    #: When the request was sent (``time.perf_counter()``), to place it against an outage.
+    started: float = 0.0
 
 
 def free_port() -> int:
@@ -87,10 +89,17 @@ def has_control_socket() -> bool:
 
 
 @contextlib.contextmanager
-def serve(url: str, *, audit: bool, workers: int, log: pathlib.Path) -> c.Iterator[int]:
+def serve(
+    url: str, *, audit: bool, workers: int, log: pathlib.Path, extra_env: c.Mapping[str, str] | None = None
+) -> c.Iterator[int]:
     """gunicorn with ``workers`` sync workers on a free loopback port; stopped by pid afterwards."""
     port = free_port()
-    env = {**os.environ, "LOAD_TEST_DB_URL": url, "LOAD_TEST_AUDIT": "1" if audit else "0"}
+    env = {
+        **os.environ,
+        "LOAD_TEST_DB_URL": url,
+        "LOAD_TEST_AUDIT": "1" if audit else "0",
+        **(extra_env or {}),
+    }
     command = [sys.executable, "-m", "gunicorn", f"--workers={workers}", "--worker-class=sync"]
     command += [f"--bind=127.0.0.1:{port}", f"--pythonpath={HERE}", "--log-level=warning", "load_app:app"]
     command += ["--no-control-socket"] if has_control_socket() else []
@@ -135,6 +144,8 @@ class Load:
         self.sent: list[Sent] = []
         self.setup: dict[str, str] = {}
         self.failures: list[str] = []
+        #: Seconds a client waits after a 503 before its next request, as a polite client does.
+        self.pause_after_503 = 0.0
 
     def run(self) -> float:
         threads = [threading.Thread(target=self.client, args=(n,)) for n in range(self.clients)]
@@ -164,18 +175,22 @@ class Load:
         while (i := next(self.counter)) < self.total:
             kind, rid, email = KINDS[i % len(KINDS)], f"{self.prefix}.{i}", load_app.member_email(i % MEMBERS)
             if kind == "role":
-                role = "admin" if role == "member" else "member"
-                path, form = f"/members/{target}/role", {"role": role}
+                path, form = f"/members/{target}/role", {"role": "admin" if role == "member" else "member"}
             elif kind == "rename":
                 path, form = f"/teams/{team}/rename", {"name": f"{self.prefix}.{n}.{i}"}
             else:
                 password = load_app.PASSWORD if kind == "login" else "wrong"
                 path, form = "/login", {"email": email, "password": password}
+            started = time.perf_counter()
             status, _, seconds = send(
                 self.port, path, form, rid, cookie if kind in ("role", "rename") else ""
             )
+            if kind == "role" and status == STATUS[kind]:
+                role = form["role"]  # only a change that was made: the next one changes it back
             with self.lock:
-                self.sent.append(Sent(kind, rid, status, seconds, i >= WARMUP))
+                self.sent.append(Sent(kind, rid, status, seconds, i >= WARMUP, started))
+            if status == 503 and self.pause_after_503:
+                time.sleep(self.pause_after_503)
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

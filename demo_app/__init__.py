@@ -99,13 +99,23 @@ def _error_page(err: HTTPException) -> ResponseReturnValue:
 def _unavailable(err: Exception) -> ResponseReturnValue:
     """The database, or the audit write an action needs, is down: a 503 to retry, not a 500.
 
-    The page is rendered without the signed-in layout, which would ask the database again.
+    The page is rendered without the context processors and the signed-in layout: both
+    would load the user, and so ask the database again.
     """
     with contextlib.suppress(sa.exc.SQLAlchemyError):
         db.session.rollback()
     page = ServiceUnavailable("The workspace cannot reach its database just now. Try again in a moment.")
-    body = render_template("error.html", error=page, message=None, standalone=True)
+    template = current_app.jinja_env.get_template("error.html")
+    body = template.render(error=page, message=None, standalone=True, **_layout_context())
     return body, 503, {"Retry-After": "5"}
+
+
+def _end_session(exc: BaseException | None) -> None:
+    """Close the request's session before Flask-SQLAlchemy removes it, and shrug off a
+    connection the database ended after the response was made: a restart of the server
+    must not turn a finished request into a 500."""
+    with contextlib.suppress(sa.exc.OperationalError):
+        db.session.close()
 
 
 def create_app(config: dict[str, t.Any] | None = None) -> Flask:
@@ -114,6 +124,7 @@ def create_app(config: dict[str, t.Any] | None = None) -> Flask:
     _configure(app, config)
 
     db.init_app(app)
+    app.teardown_appcontext(_end_session)  # registered after db's, so it runs before it
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             sa.event.listen(db.engine, "connect", _sqlite_pragmas)

@@ -172,6 +172,21 @@ def _insert_one(conn: sa.Connection, row: dict[str, t.Any]) -> int:
     return t.cast(int, key[0] if key else None)
 
 
+#: Dialects whose driver spends a round trip of its own on BEGIN and another on COMMIT
+#: (psycopg): there a lone INSERT in autocommit mode is the same one-statement transaction.
+_AUTOCOMMIT_DIALECTS = frozenset({"postgresql"})
+
+
+def _insert_alone(engine: sa.Engine, row: dict[str, t.Any]) -> int:
+    """Insert ``row`` in a transaction of its own, in as few round trips as the driver allows."""
+    if engine.dialect.name in _AUTOCOMMIT_DIALECTS:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            return _insert_one(conn, row)
+    with engine.begin() as conn:
+        return _insert_one(conn, row)
+
+
 def _insert_reconnecting(engine: sa.Engine, row: dict[str, t.Any]) -> int:
     """Insert ``row``, once more on a fresh connection if the pooled one had died.
 
@@ -181,14 +196,12 @@ def _insert_reconnecting(engine: sa.Engine, row: dict[str, t.Any]) -> int:
     instead of adding a second one.
     """
     try:
-        with engine.begin() as conn:
-            return _insert_one(conn, row)
+        return _insert_alone(engine, row)
     except sa.exc.DBAPIError as err:
         if not err.connection_invalidated:
             raise
     try:
-        with engine.begin() as conn:
-            return _insert_one(conn, row)
+        return _insert_alone(engine, row)
     except sa.exc.IntegrityError:
         with engine.connect() as conn:
             found = conn.execute(_ID_BY_UID, {"uid": row["uid"]}).scalar()

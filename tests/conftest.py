@@ -184,16 +184,29 @@ _WHO_AM_I = {"postgresql": "SELECT pg_backend_pid()", "mariadb": "SELECT CONNECT
 _END = {"postgresql": "SELECT pg_terminate_backend({})", "mariadb": "KILL {}"}
 
 
+def _dialect(engine: sa.Engine) -> str:
+    return "mariadb" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
+
+
+def server_connection_id(conn: sa.Connection) -> int:
+    """The server's id for ``conn``: the PostgreSQL backend pid, the MariaDB thread id."""
+    return int(conn.exec_driver_sql(_WHO_AM_I[_dialect(conn.engine)]).scalar_one())
+
+
+def end_server_connection(engine: sa.Engine, server_id: int) -> None:
+    """Have the server end one connection, from a connection of its own, as a restart does."""
+    killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with killer.connect() as conn:
+            conn.exec_driver_sql(_END[_dialect(engine)].format(server_id))
+    finally:
+        killer.dispose()
+
+
 def end_pooled_connection(engine: sa.Engine) -> None:
     """Leave exactly one connection in ``engine``'s pool, then have the server end it, as a
     restart of the database server does to every idle pooled connection."""
     engine.dispose()
-    dialect = "mariadb" if engine.dialect.name in ("mysql", "mariadb") else engine.dialect.name
     with engine.connect() as conn:
-        server_id = int(conn.exec_driver_sql(_WHO_AM_I[dialect]).scalar_one())
-    killer = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
-    try:
-        with killer.connect() as conn:
-            conn.exec_driver_sql(_END[dialect].format(server_id))
-    finally:
-        killer.dispose()
+        server_id = server_connection_id(conn)
+    end_server_connection(engine, server_id)

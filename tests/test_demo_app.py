@@ -16,6 +16,7 @@ import re
 import pyotp
 import pytest
 import sqlalchemy as sa
+from flask import Response
 from flask_mail import Attachment
 from flask_mail import Message
 
@@ -33,6 +34,8 @@ from flask_audit.sso import read_idp_metadata
 from flask_audit.taxonomy import EVENT_TYPES
 
 from .conftest import end_pooled_connection
+from .conftest import end_server_connection
+from .conftest import server_connection_id
 from .demo_fixtures import build_demo
 from .demo_fixtures import Demo
 from .demo_fixtures import drop
@@ -519,4 +522,19 @@ def test_sign_in_works_after_the_database_ended_the_pooled_connection(demo: Demo
     with demo.app.app_context():
         end_pooled_connection(db.engine)
     demo.sign_in("ada@example.com")
+    assert [e.actor_email for e in demo.events("user.login")] == ["ada@example.com"]
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_a_connection_ended_after_the_response_does_not_make_a_500(demo: Demo) -> None:
+    """The server ends the request's connection between the view and the teardown (a restart)."""
+
+    def end_the_sessions_connection(response: Response) -> Response:
+        end_server_connection(db.engine, server_connection_id(db.session.connection()))
+        return response
+
+    demo.app.after_request(end_the_sessions_connection)
+    client = demo.sign_in("ada@example.com")
+    demo.app.after_request_funcs[None].remove(end_the_sessions_connection)
+    assert client.get("/").status_code == 200
     assert [e.actor_email for e in demo.events("user.login")] == ["ada@example.com"]
