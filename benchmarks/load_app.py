@@ -9,7 +9,9 @@ and passwords use a cheap hash so that the load measures the requests, not scryp
 
 from __future__ import annotations
 
+import collections.abc as c
 import os
+import time
 import typing as t
 
 import sqlalchemy as sa
@@ -98,3 +100,23 @@ if "LOAD_TEST_DB_URL" in os.environ:
         audit=os.environ.get("LOAD_TEST_AUDIT", "1") == "1",
         spool_path=os.environ.get("LOAD_TEST_SPOOL_PATH") or None,
     )
+
+
+def role_reader(url: str) -> tuple[c.Callable[[int], str], c.Callable[[], None]]:
+    """A function reading a user's stored role, retried while the database is away, and its close."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    table = t.cast(sa.Table, User.__table__)
+    query = sa.select(table.c.role).where(table.c.id == sa.bindparam("id"))
+
+    def role_of(user_id: int) -> str:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with engine.connect() as conn:
+                    return str(conn.execute(query, {"id": user_id}).scalar_one())
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    return role_of, engine.dispose

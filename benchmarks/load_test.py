@@ -146,6 +146,8 @@ class Load:
         self.failures: list[str] = []
         #: Seconds a client waits after a 503 before its next request, as a polite client does.
         self.pause_after_503 = 0.0
+        #: Reads a user's stored role: after a 503 the client cannot tell whether its change was made.
+        self.role_of: c.Callable[[int], str] | None = None
 
     def run(self) -> float:
         threads = [threading.Thread(target=self.client, args=(n,)) for n in range(self.clients)]
@@ -191,6 +193,8 @@ class Load:
                 self.sent.append(Sent(kind, rid, status, seconds, i >= WARMUP, started))
             if status == 503 and self.pause_after_503:
                 time.sleep(self.pause_after_503)
+            if kind == "role" and status == 503 and self.role_of is not None:
+                role = self.role_of(target)  # a refused change may have been made all the same
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:

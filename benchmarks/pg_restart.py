@@ -90,7 +90,9 @@ def check(
         "requests": len(load.sent) + len(load.setup),
         "answered_as_expected": len(answered),
         "refused_503": len(refused),
-        "refused_503_with_event": sum(1 for s in refused if s.request_id in events),
+        "refused_503_with_event": sorted(
+            f"{s.request_id} {s.kind}" for s in refused if s.request_id in events
+        ),
         "refused_503_outside_outages": sum(1 for s in refused if not during_outage(s, outages)),
         "succeeded_after_last_restart": sum(1 for s in answered if s.started > last_back),
         "lost": sum(1 for s in answered if s.request_id not in events)
@@ -142,11 +144,13 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
         with load_test.serve(url, audit=True, workers=args.workers, log=log, extra_env=extra_env) as port:
             load = load_test.Load(port, ids, args.requests, args.clients)
             load.pause_after_503 = PAUSE_AFTER_503
+            load.role_of, close_reader = load_app.role_reader(url)
             restarter = Restarter(cluster, load, args.requests + load_test.WARMUP)
             restarter.start()
             elapsed = load.run()
             restarter.stop.set()
             restarter.join()
+            close_reader()
         spooled = sum(1 for _ in open(spool, encoding="utf-8")) if pathlib.Path(spool).exists() else 0
         replays = replay(url, spool)
         engine = sa.create_engine(url)
