@@ -144,3 +144,8 @@ def _request_state() -> dict[str, t.Any]:
         state = {}
         g._flask_audit = state
     return state
+
+
+def origin(config: AuditConfig) -> dict[str, str | None]:
+    """The current request's address, user agent and id, for an event recorded after it."""
+    return {"ip": client_ip(config), "user_agent": user_agent(), "request_id": request_id(config)}

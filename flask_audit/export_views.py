@@ -38,6 +38,7 @@ from .context import actor_of
 from .context import current_team
 from .context import current_tenant
 from .context import current_user_or_none
+from .context import origin
 from .csv_export import format_time
 from .csv_export import iter_export
 from .exceptions import InvalidFilterError
@@ -143,6 +144,7 @@ def export() -> ResponseReturnValue:
         flt=flt,
         timezone=tzname,
         link_for=lambda job_id: url_for(".export_download", job_id=job_id, _external=True),
+        origin=origin(config),
     )
     if config.export_mode == "inline":
         jobs.run_after_response(job_id)

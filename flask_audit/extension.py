@@ -151,6 +151,9 @@ class Audit:
         actor_email: str | None = recorder.CURRENT,
         occurred_at: dt.datetime | None = None,
         session: sa_orm.Session | sa_orm.scoped_session[t.Any] | None = None,
+        ip: str | None = recorder.CURRENT,
+        user_agent: str | None = recorder.CURRENT,
+        request_id: str | None = recorder.CURRENT,
     ) -> AuditEvent:
         """Record one event and return it. The only way events are written.
 
@@ -165,6 +168,8 @@ class Audit:
         :param actor: a user object to record instead of ``current_user``; ``None`` for nobody.
         :param session: join this session's transaction instead of committing on its own;
             the event is then stored, or not, with the session's commit or rollback.
+        :param ip: the client address, for an event recorded after its request (a
+            background job keeps the request's own); likewise ``user_agent`` and ``request_id``.
         :raises UnknownEventTypeError: an undocumented type without ``entity`` and ``action``.
         :raises AuditWriteError: the database refused the event and the policy is ``"raise"``.
         """
@@ -183,6 +188,9 @@ class Audit:
             actor=actor,
             actor_email=actor_email,
             occurred_at=occurred_at,
+            ip=ip,
+            user_agent=user_agent,
+            request_id=request_id,
         )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         return recorder.write(app, state.config, state.db, row, session)

@@ -37,7 +37,9 @@ from .csv_export import write_export
 from .models import audit_event_table
 from .models import export_job_table
 from .models import ExportJob
+from .models import LENGTHS
 from .query import AuditFilter
+from .sanitize import clean_text
 
 if t.TYPE_CHECKING:
     from .config import AuditConfig
@@ -51,6 +53,8 @@ CLAIM_SECONDS = 15 * 60
 #: The longest wait between two attempts, however many have failed.
 MAX_RETRY_DELAY = 6 * 3600
 ERROR_LENGTH = 1000
+#: What a job keeps of the request that asked for it (``requested_<name>`` columns).
+ORIGIN_FIELDS = ("ip", "user_agent", "request_id")
 
 _jobs = export_job_table.c
 _threads: set[threading.Thread] = set()
@@ -95,13 +99,16 @@ def create_job(
     timezone: str,
     link_for: c.Callable[[int], str] | None = None,
     now: dt.datetime | None = None,
+    origin: c.Mapping[str, str | None] | None = None,
 ) -> int:
     """Store a queued job for ``flt`` as it stands now and return its id.
 
     :param link_for: the absolute download URL of a job id, stored for a mail sent
         later outside the request (only a request knows the site's address).
+    :param origin: ``ip``, ``user_agent`` and ``request_id`` of the asking request, which
+        the ``audit.exported`` event carries though it is recorded after that request.
     """
-    now = now or utcnow()
+    now, asked = now or utcnow(), origin or {}
     with engine.begin() as conn:
         newest = conn.execute(sa.select(sa.func.max(audit_event_table.c.id))).scalar()
         values = {
@@ -111,6 +118,7 @@ def create_job(
             "tenant_scoped": tenant_scoped,
             "tenant_id": tenant_id,
             "team": team,
+            **{f"requested_{name}": clean_text(asked.get(name), LENGTHS[name]) for name in ORIGIN_FIELDS},
             "filters": flt.to_args(),
             "timezone": timezone,
             "snapshot_at": now,
@@ -280,6 +288,9 @@ def _record(job: ExportJob, rows: int, delivery: str, engine: sa.Engine) -> None
             tenant_id=job.tenant_id,
             team=job.team,
             details={"job_id": job.id, "filters": job.filters, "rows": rows, "delivery": delivery},
+            ip=job.requested_ip,
+            user_agent=job.requested_user_agent,
+            request_id=job.requested_request_id,
         )
     except Exception as err:
         log.error("Export job %s was sent but could not be recorded: %s", job.id, err, exc_info=True)

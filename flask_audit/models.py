@@ -213,6 +213,10 @@ class ExportJob(AuditBase):
     delivery: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(16))
     link_expires_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
     sent_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    #: The request that asked for the export, for its ``audit.exported`` event recorded later.
+    requested_ip: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("ip"))
+    requested_user_agent: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("user_agent"))
+    requested_request_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("request_id"))
 
     __table_args__ = (
         sa.Index("ix_audit_export_job_due", "status", "next_attempt_at"),

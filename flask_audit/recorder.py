@@ -82,6 +82,9 @@ def build_row(
     actor: t.Any = CURRENT,
     actor_email: t.Any = CURRENT,
     occurred_at: dt.datetime | None = None,
+    ip: t.Any = CURRENT,
+    user_agent: t.Any = CURRENT,
+    request_id: t.Any = CURRENT,
 ) -> dict[str, t.Any]:
     """The column values of one event: classified, completed from the request, cleaned."""
     entity, action, outcome, activity = _classify(event_type, entity, action, outcome, activity)
@@ -103,9 +106,9 @@ def build_row(
         "activity": activity,
         "actor_id": who.id,
         "actor_email": who.email if actor_email is CURRENT else actor_email,
-        "ip": context.client_ip(config),
-        "user_agent": context.user_agent(),
-        "request_id": context.request_id(config),
+        "ip": context.client_ip(config) if ip is CURRENT else ip,
+        "user_agent": context.user_agent() if user_agent is CURRENT else user_agent,
+        "request_id": context.request_id(config) if request_id is CURRENT else request_id,
         "target_type": target[0] if target else None,
         "target_id": target[1] if target else None,
     }

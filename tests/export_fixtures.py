@@ -146,9 +146,9 @@ class Site:
         """A CSRF token bound to ``client``'s session."""
         return client.get("/test-csrf").get_data(as_text=True)
 
-    def export(self, client: FlaskClient, **form: str) -> TestResponse:
+    def export(self, client: FlaskClient, headers: dict[str, str] | None = None, **form: str) -> TestResponse:
         """POST the export form with a valid CSRF token."""
-        return self._post_export(client, form, {})
+        return self._post_export(client, form, headers or {})
 
     def export_json(self, client: FlaskClient, **form: str) -> TestResponse:
         """:meth:`export`, asking for JSON."""

@@ -97,6 +97,20 @@ def test_a_mail_server_that_is_down_is_retried_and_the_mail_sent_once(
     assert len([event for event in stored(site.app) if event.event_type == "audit.exported"]) == 1
 
 
+def test_the_exported_event_carries_the_asking_request_though_recorded_later(site: Site) -> None:
+    """The worker records ``audit.exported`` outside any request: the job kept the admin's
+    address, user agent (cut to the column like any event's) and request id."""
+    client = site.client(site.admin)
+    client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
+    agent = "Mozilla/5.0 " + "x" * 600
+    headers = {"User-Agent": agent, "X-Request-ID": "req-export-42"}
+    assert site.export(client, headers, entity="Team").status_code == 303
+    assert run(site, "--once")[0] == 0
+    [event] = [event for event in stored(site.app) if event.event_type == "audit.exported"]
+    assert (event.ip, event.request_id) == ("198.51.100.7", "req-export-42")
+    assert event.user_agent == agent[:511] + "…"
+
+
 def test_retries_back_off_then_fail_with_the_error_kept(make_app: MakeApp, smtp_server: SmtpServer) -> None:
     site = build_site(
         make_app, smtp_server, **WORKER, AUDIT_EXPORT_MAX_ATTEMPTS=3, AUDIT_EXPORT_RETRY_DELAY=60
