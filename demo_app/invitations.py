@@ -30,6 +30,7 @@ from werkzeug.security import generate_password_hash
 from flask_audit import signals
 from flask_audit.capture.flask_login import mark_login
 
+from .extensions import audit
 from .extensions import db
 from .extensions import mail
 from .helpers import account
@@ -155,8 +156,9 @@ def accept_post(token: str) -> ResponseReturnValue:
         teams=[invitation.team] if invitation.team else [],
     )
     invitation.accepted_at = utcnow()
-    db.session.add(user)
-    db.session.flush()
+    with audit.acting_as(user):  # not signed in yet, but the account is theirs to make
+        db.session.add(user)
+        db.session.flush()
     signals.invite_accepted.send(
         app_object(), user=user, role=invitation.role, team=invitation.team, session=db.session
     )

@@ -6,6 +6,8 @@ arguments decide team and tenant.
 
 from __future__ import annotations
 
+import collections.abc as c
+import contextlib
 import ipaddress
 import re
 import typing as t
@@ -13,6 +15,7 @@ import uuid
 
 from flask import current_app
 from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
 from flask_login import current_user
@@ -114,7 +117,24 @@ def actor_of(user: t.Any, config: AuditConfig) -> Actor:
     return Actor(stable_id(user), config.actor_email(user))
 
 
+_ACTING_AS = "_flask_audit_acting_as"
+
+
+@contextlib.contextmanager
+def acting_as(user: t.Any) -> c.Iterator[None]:
+    """Within the block, events are recorded as done by ``user`` (innermost block wins)."""
+    stack: list[t.Any] = g.setdefault(_ACTING_AS, [])
+    stack.append(user)
+    try:
+        yield
+    finally:
+        stack.pop()
+
+
 def current_actor(config: AuditConfig) -> Actor:
+    acting: list[t.Any] | None = g.get(_ACTING_AS) if has_app_context() else None
+    if acting:
+        return actor_of(acting[-1], config)
     user = current_user_or_none()
     if user is not None:
         return actor_of(user, config)

@@ -13,6 +13,7 @@ import sqlalchemy.orm as sa_orm
 from flask import current_app
 from flask import Flask
 
+from . import context
 from . import recorder
 from . import tracking
 from .config import AuditConfig
@@ -194,6 +195,15 @@ class Audit:
         )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         return recorder.write(app, state.config, state.db, row, session)
+
+    def acting_as(self, user: t.Any) -> t.ContextManager[None]:
+        """Record the events of a ``with`` block as done by ``user``, signed in or not.
+
+        For actions taken before the user's first sign-in (accepting an invitation, so
+        that the tracked ``user.created`` names them) or on someone's behalf (a job, a
+        command). The actor is read as :meth:`record` reads ``current_user``.
+        """
+        return context.acting_as(user)
 
     def track(
         self,

@@ -146,9 +146,13 @@ class Site:
         """A CSRF token bound to ``client``'s session."""
         return client.get("/test-csrf").get_data(as_text=True)
 
-    def export(self, client: FlaskClient, headers: dict[str, str] | None = None, **form: str) -> TestResponse:
+    def export(self, client: FlaskClient, **form: str) -> TestResponse:
         """POST the export form with a valid CSRF token."""
-        return self._post_export(client, form, headers or {})
+        return self._post_export(client, form, {})
+
+    def export_with_headers(self, client: FlaskClient, headers: dict[str, str], **form: str) -> TestResponse:
+        """:meth:`export` with these request headers."""
+        return self._post_export(client, form, headers)
 
     def export_json(self, client: FlaskClient, **form: str) -> TestResponse:
         """:meth:`export`, asking for JSON."""

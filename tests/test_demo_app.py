@@ -223,7 +223,8 @@ def test_inviting_and_accepting_creates_the_user(demo: Demo) -> None:
     assert dana is not None and dana.role == "member"
     created, accepted, login = demo.events("user.created", "invite.accepted", "user.login")[-3:]
     assert (created.event_type, created.activity) == ("user.created", "Created user dana@example.com")
-    assert created.actor_email is None  # nobody was signed in when the account was made
+    # Nobody was signed in yet: the demo names the new user with ``audit.acting_as``.
+    assert (created.actor_id, created.actor_email) == (str(dana.id), "dana@example.com")
     assert (accepted.event_type, accepted.actor_id) == ("invite.accepted", str(dana.id))
     assert accepted.activity == "Accepted the invitation of dana@example.com"
     assert (login.activity, login.details["method"]) == ("Signed in with invitation link", "invitation_link")

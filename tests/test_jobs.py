@@ -104,7 +104,7 @@ def test_the_exported_event_carries_the_asking_request_though_recorded_later(sit
     client.environ_base["REMOTE_ADDR"] = "198.51.100.7"
     agent = "Mozilla/5.0 " + "x" * 600
     headers = {"User-Agent": agent, "X-Request-ID": "req-export-42"}
-    assert site.export(client, headers, entity="Team").status_code == 303
+    assert site.export_with_headers(client, headers, entity="Team").status_code == 303
     assert run(site, "--once")[0] == 0
     [event] = [event for event in stored(site.app) if event.event_type == "audit.exported"]
     assert (event.ip, event.request_id) == ("198.51.100.7", "req-export-42")

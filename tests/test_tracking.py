@@ -142,3 +142,35 @@ def test_custom_entity_gets_custom_event_types(app: Flask) -> None:
         db(app).session.commit()
     [event] = stored(app)
     assert (event.event_type, event.entity, event.action) == ("workspace.created", "Workspace", "create")
+
+
+def test_acting_as_names_the_actor_of_a_block_signed_in_or_not(tracked: Flask) -> None:
+    """Inside a request nobody is signed in as, outside any request (the system otherwise),
+    and nested: the innermost user is the actor; afterwards the usual actor again."""
+    audit = audit_of(tracked)
+    session = db(tracked).session
+    with tracked.app_context():
+        ann = User(email="ann@example.com", password="pw")
+        session.add(ann)
+        session.commit()
+        bob = User(email="bob@example.com", password="pw")
+        with tracked.test_request_context(), audit.acting_as(bob):
+            session.add(bob)
+            session.flush()  # the tracked insert is recorded here, as bob's
+            with audit.acting_as(ann):
+                audit.record("team.created")
+            audit.record("team.deleted")
+        session.commit()
+        with audit.acting_as(ann):
+            audit.record("team.updated")
+        audit.record("team.renamed", entity="Team", action="update")
+        session.remove()
+    events = [(e.event_type, e.actor_email) for e in stored(tracked)]
+    assert events == [
+        ("user.created", "system"),
+        ("user.created", "bob@example.com"),
+        ("team.created", "ann@example.com"),
+        ("team.deleted", "bob@example.com"),
+        ("team.updated", "ann@example.com"),
+        ("team.renamed", "system"),
+    ]
