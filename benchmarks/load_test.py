@@ -323,11 +323,16 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, t.Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=common.positive, default=20_000, help="requests per variant")
+def add_load_options(parser: argparse.ArgumentParser, requests_help: str) -> None:
+    """``--requests``, ``--clients`` and ``--workers``, shared with ``pg_restart.py``."""
+    parser.add_argument("--requests", type=common.positive, default=20_000, help=requests_help)
     parser.add_argument("--clients", type=common.positive, default=32, help="concurrent client threads")
     parser.add_argument("--workers", type=common.positive, default=4, help="gunicorn sync workers")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_options(parser, "requests per variant")
     parser.add_argument(
         "--rounds", type=common.positive, default=2, help="server starts per variant, alternated"
     )

@@ -190,9 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, t.Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=common.positive, default=20_000, help="requests in the load")
-    parser.add_argument("--clients", type=common.positive, default=32, help="concurrent client threads")
-    parser.add_argument("--workers", type=common.positive, default=4, help="gunicorn sync workers")
+    load_test.add_load_options(parser, "requests in the load")
     args = parser.parse_args()
     options = {name: getattr(args, name) for name in ("requests", "clients", "workers")}
     common.emit("pg_restart", options, {"postgresql": run(args)})
