@@ -30,6 +30,7 @@ from flask_audit import Audit
 from flask_audit import recorder
 from flask_audit import retention
 from flask_audit import sealing
+from flask_audit import verification
 from flask_audit.models import audit_event_table
 
 VARIANTS = ("plain", "sealed")
@@ -91,7 +92,7 @@ def run_variant(kind: str, variant: str, args: argparse.Namespace) -> dict[str, 
         result = retention.prune(engine, config, batch_size=args.batch_size)
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         after = count(app)
-        ok = sealing.verify(engine, config.seal_key).ok if variant == "sealed" else None
+        ok = verification.verify(engine, config.seal_key).ok if variant == "sealed" else None
         setting = common.describe(engine)
         common.dispose(app)
     return {

@@ -1,4 +1,4 @@
-"""Rows per second of ``sealing.seal()`` and ``sealing.verify()`` on a table of ``--rows`` events.
+"""Rows per second of ``sealing.seal()`` and ``verification.verify()`` on a table of ``--rows`` events.
 
 The table is filled as ``prune_bench.py`` fills it (Core executemany, not ``record()``).
 Then, each timed on its own: ``seal`` (the first seal of the whole table, in links of
@@ -20,6 +20,7 @@ import prune_bench
 import sqlalchemy as sa
 
 from flask_audit import sealing
+from flask_audit import verification
 from flask_audit.models import audit_seal_table
 
 
@@ -38,7 +39,7 @@ def run_once(kind: str, args: argparse.Namespace) -> dict[str, t.Any]:
             state = prune_bench.audit._state(app)
             engine, key = state.engine, t.cast(bytes, state.config.seal_key)
         sealed, seal_s, seal_cpu = timed(lambda: sealing.seal(engine, key, max_events=args.max_events))
-        report, verify_s, verify_cpu = timed(lambda: sealing.verify(engine, key))
+        report, verify_s, verify_cpu = timed(lambda: verification.verify(engine, key))
         prune_bench.fill(app, args.increment, args.insert_batch)
         more, more_s, _ = timed(lambda: sealing.seal(engine, key, max_events=args.max_events))
         with engine.connect() as conn:

@@ -1,8 +1,8 @@
 """The canonical form of an event row and what is hashed from it: leaves, Merkle root, manifest.
 
 A seal is only as good as the bytes it hashes. These pure functions (no database access)
-fix those bytes, so that :mod:`flask_audit.sealing` computes the same leaves when it seals
-and when it verifies, whichever database stored the row.
+fix those bytes, so that :mod:`flask_audit.sealing` and :mod:`flask_audit.verification`
+compute the same leaves, whichever database stored the row.
 
 The canonical form (:func:`canonical`) is one JSON array of every column, ``details`` with
 sorted keys and numbers in one spelling, so a row hashes to the same bytes on SQLite,

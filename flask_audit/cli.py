@@ -17,6 +17,7 @@ from . import jobs
 from . import retention
 from . import sealing
 from . import spool
+from . import verification
 from .exceptions import AuditError
 from .immutability import create_triggers
 from .query import AuditFilter
@@ -155,7 +156,7 @@ def verify_command(anchor: str | None) -> None:
     """Check every sealed event against the HMAC chain; fail on the first difference."""
     state = _state()
     try:
-        report = sealing.verify(state.engine, state.config.seal_key, anchor=anchor)
+        report = verification.verify(state.engine, state.config.seal_key, anchor=anchor)
     except (AuditError, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
     if report.problem is not None:

@@ -10,7 +10,7 @@ Rules, in the order :func:`prune` applies them:
 - Sealed trails: prune first seals what has committed, then removes only an id prefix of
   the sealed events: up to the first event inside the window. Older events behind a younger
   one wait for it (``held_back``). Before deleting, it appends a ``prune`` link saying "every
-  id up to N is removed on purpose", so :func:`flask_audit.sealing.verify` still passes and
+  id up to N is removed on purpose", so :func:`flask_audit.verification.verify` still passes and
   any other deletion still fails. A cutoff that falls inside a sealed range is fine: verify
   accepts the missing ids up to N and checks the rest of that range event by event. If
   prune stops half-way, the survivors up to N are checked too, and the next run finishes.

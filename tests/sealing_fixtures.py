@@ -17,6 +17,7 @@ from flask import Flask
 
 from flask_audit import recorder
 from flask_audit import sealing
+from flask_audit import verification
 from flask_audit.immutability import create_seal_triggers
 from flask_audit.immutability import create_triggers
 from flask_audit.immutability import drop_seal_statements
@@ -84,11 +85,11 @@ def seal(app: Flask, **kwargs: t.Any) -> sealing.SealResult:
     return sealing.seal(engine_of(app), KEY.encode(), **kwargs)
 
 
-def verify(app: Flask, **kwargs: t.Any) -> sealing.VerifyReport:
-    return sealing.verify(engine_of(app), KEY.encode(), **kwargs)
+def verify(app: Flask, **kwargs: t.Any) -> verification.VerifyReport:
+    return verification.verify(engine_of(app), KEY.encode(), **kwargs)
 
 
-def problem(app: Flask, **kwargs: t.Any) -> sealing.Problem:
+def problem(app: Flask, **kwargs: t.Any) -> verification.Problem:
     report = verify(app, **kwargs)
     assert report.problem is not None, report
     return report.problem

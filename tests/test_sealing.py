@@ -11,6 +11,7 @@ from flask import Flask
 from flask_audit import AuditConfigError
 from flask_audit import sealing
 from flask_audit import SealMismatchError
+from flask_audit import verification
 
 from .conftest import audit_of
 from .sealing_fixtures import days_ago
@@ -39,7 +40,7 @@ def test_seal_without_a_key_is_refused(app: Flask) -> None:
     with pytest.raises(
         AuditConfigError, match=r"^Cannot verify the audit trail: AUDIT_SEAL_KEY is not set\."
     ):
-        sealing.verify(engine_of(app), b"")
+        verification.verify(engine_of(app), b"")
 
 
 def test_seal_covers_every_committed_event_in_chained_links(app: Flask) -> None:
@@ -266,7 +267,7 @@ def test_anchor_catches_removal_of_the_newest_seals_with_their_events(app: Flask
 def test_another_key_fails_on_the_first_seal(app: Flask) -> None:
     record(app, 2)
     seal(app)
-    report = sealing.verify(engine_of(app), b"another key")
+    report = verification.verify(engine_of(app), b"another key")
     assert report.problem is not None
     assert (report.problem.kind, report.problem.seal_id) == ("seal_altered", 1)
 
