@@ -14,6 +14,7 @@ from flask import jsonify
 from flask import request
 from flask.typing import ResponseReturnValue
 
+from . import filters
 from . import query
 from .exceptions import InvalidFilterError
 from .views import audit_state
@@ -65,9 +66,9 @@ def api_events() -> ResponseReturnValue:
     state = audit_state()
     config = state.config
     try:
-        limit = query.parse_limit(request.args.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
-        tzname = query.resolve_timezone(request.args.get("tz"), config.timezone)
-        flt = query.AuditFilter.from_args(request.args, timezone=tzname)
+        limit = filters.parse_limit(request.args.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+        tzname = filters.resolve_timezone(request.args.get("tz"), config.timezone)
+        flt = filters.AuditFilter.from_args(request.args, timezone=tzname)
     except InvalidFilterError as err:
         return jsonify(error=str(err)), 400
     with state.engine.connect() as conn:

@@ -19,8 +19,8 @@ from . import sealing
 from . import spool
 from . import verification
 from .exceptions import AuditError
+from .filters import AuditFilter
 from .immutability import create_triggers
-from .query import AuditFilter
 
 if t.TYPE_CHECKING:
     from click._termui_impl import ProgressBar

@@ -18,8 +18,8 @@ import zoneinfo
 import sqlalchemy as sa
 from sqlalchemy.ext import compiler as sa_compiler
 
+from .filters import AuditFilter
 from .models import audit_event_table
-from .query import AuditFilter
 from .query import conditions
 from .query import Executor
 from .query import Scope

@@ -42,9 +42,9 @@ from .context import origin
 from .csv_export import format_time
 from .csv_export import iter_export
 from .exceptions import InvalidFilterError
-from .query import AuditFilter
-from .query import FILTER_NAMES
-from .query import resolve_timezone
+from .filters import AuditFilter
+from .filters import FILTER_NAMES
+from .filters import resolve_timezone
 
 if t.TYPE_CHECKING:
     from .config import AuditConfig

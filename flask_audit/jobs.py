@@ -34,11 +34,11 @@ from flask import Response
 from . import mail
 from .csv_export import export_statement
 from .csv_export import write_export
+from .filters import AuditFilter
 from .models import audit_event_table
 from .models import export_job_table
 from .models import ExportJob
 from .models import LENGTHS
-from .query import AuditFilter
 from .sanitize import clean_text
 
 if t.TYPE_CHECKING:

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from . import daycounts
+from . import filters
 from . import query
 from .config import AuditConfig
 from .context import current_tenant
@@ -236,15 +237,15 @@ def _timezone(config: AuditConfig) -> tuple[str, bool]:
     """The display zone, and whether it came from the query string (then it is remembered)."""
     given = request.args.get("tz", "")
     if given.strip():
-        return query.resolve_timezone(given, config.timezone), True
+        return filters.resolve_timezone(given, config.timezone), True
     try:
-        return query.resolve_timezone(request.cookies.get(TZ_COOKIE), config.timezone), False
+        return filters.resolve_timezone(request.cookies.get(TZ_COOKIE), config.timezone), False
     except InvalidFilterError:
         return config.timezone, False
 
 
 def _link_args() -> dict[str, str]:
-    names = (*query.FILTER_NAMES, "tz")
+    names = (*filters.FILTER_NAMES, "tz")
     return {name: request.args[name] for name in names if name != "cursor" and request.args.get(name)}
 
 
@@ -270,10 +271,10 @@ def index() -> ResponseReturnValue:
     config = state.config
     now = dt.datetime.now(dt.timezone.utc)
     tzname, remember, error = config.timezone, False, None
-    flt: query.AuditFilter | None = None
+    flt: filters.AuditFilter | None = None
     try:
         tzname, remember = _timezone(config)
-        flt = query.AuditFilter.from_args(request.args, timezone=tzname)
+        flt = filters.AuditFilter.from_args(request.args, timezone=tzname)
     except InvalidFilterError as err:
         error, remember = str(err), False
     tz = zoneinfo.ZoneInfo(tzname)
@@ -307,14 +308,14 @@ def index() -> ResponseReturnValue:
 
 def _form_values(tzname: str) -> dict[str, str]:
     """What the filter form shows: the visitor's own text, so a shared link reads the same."""
-    names = (*query.FILTER_NAMES, "tz")
+    names = (*filters.FILTER_NAMES, "tz")
     values = {name: request.args.get(name, "").strip() for name in names if name != "cursor"}
     values["tz"] = values["tz"] or tzname
     return values
 
 
 def _read(
-    conn: sa.Connection, config: AuditConfig, flt: query.AuditFilter | None, tzname: str, now: dt.datetime
+    conn: sa.Connection, config: AuditConfig, flt: filters.AuditFilter | None, tzname: str, now: dt.datetime
 ) -> dict[str, t.Any]:
     """Everything the page shows from the database; only "tracking since" without a filter."""
     where = scope(config)
@@ -344,7 +345,7 @@ def _read(
         context["chart"] = DaySeries(days)
     args: dict[str, t.Any] = _link_args()
 
-    def link(cursor: query.Cursor | None) -> str | None:
+    def link(cursor: filters.Cursor | None) -> str | None:
         return None if cursor is None else url_for("audit.index", **args, cursor=cursor.encode())
 
     context.update(
