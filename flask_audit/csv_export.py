@@ -34,9 +34,9 @@ import sqlalchemy as sa
 from .csv_sql import DANGEROUS_STARTS
 from .csv_sql import line_start
 from .csv_sql import TEXT_COLUMNS
+from .filters import AuditFilter
 from .models import audit_event_table
 from .models import AuditEvent
-from .query import AuditFilter
 from .query import select_events
 
 HEADER = (
