@@ -15,6 +15,7 @@ from flask import Flask
 
 from . import context
 from . import recorder
+from . import rows
 from . import tracking
 from .config import AuditConfig
 from .config import load_config
@@ -44,7 +45,7 @@ class _AuditState:
 
 def _mark_enabled(target: sa.Table, connection: sa.Connection, **kw: t.Any) -> None:
     """Record ``audit.enabled`` as the table is created: the trail's "tracking since"."""
-    connection.execute(sa.insert(target), recorder.enabled_row(retention_days_for_ddl()))
+    connection.execute(sa.insert(target), rows.enabled_row(retention_days_for_ddl()))
 
 
 def _register_tables(metadata: sa.MetaData) -> None:
@@ -144,17 +145,17 @@ class Audit:
         entity: str | None = None,
         action: str | None = None,
         outcome: str | None = None,
-        team: str | None = recorder.CURRENT,
-        tenant_id: str | None = recorder.CURRENT,
+        team: str | None = rows.CURRENT,
+        tenant_id: str | None = rows.CURRENT,
         target: tuple[str, t.Any] | None = None,
         details: c.Mapping[str, t.Any] | None = None,
-        actor: t.Any = recorder.CURRENT,
-        actor_email: str | None = recorder.CURRENT,
+        actor: t.Any = rows.CURRENT,
+        actor_email: str | None = rows.CURRENT,
         occurred_at: dt.datetime | None = None,
         session: sa_orm.Session | sa_orm.scoped_session[t.Any] | None = None,
-        ip: str | None = recorder.CURRENT,
-        user_agent: str | None = recorder.CURRENT,
-        request_id: str | None = recorder.CURRENT,
+        ip: str | None = rows.CURRENT,
+        user_agent: str | None = rows.CURRENT,
+        request_id: str | None = rows.CURRENT,
     ) -> AuditEvent:
         """Record one event and return it. The only way events are written.
 
@@ -175,7 +176,7 @@ class Audit:
         :raises AuditWriteError: the database refused the event and the policy is ``"raise"``.
         """
         state = self._state()
-        row = recorder.build_row(
+        row = rows.build_row(
             state.config,
             event_type,
             activity=activity,

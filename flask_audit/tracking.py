@@ -20,6 +20,7 @@ from flask import has_app_context
 from . import recorder
 from ._names import nice
 from .exceptions import AuditError
+from .rows import build_row
 from .taxonomy import EVENT_TYPES
 
 Label = c.Callable[[t.Any], str]
@@ -100,7 +101,7 @@ def _row(
     custom = event_type not in EVENT_TYPES
     verb = event_type.rpartition(".")[2]
     action = {"created": "create", "deleted": "delete"}.get(verb, "update")
-    return recorder.build_row(
+    return build_row(
         config,
         event_type,
         activity=sentence,
