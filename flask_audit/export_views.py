@@ -32,6 +32,7 @@ from itsdangerous import SignatureExpired
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
+from . import job_store
 from . import jobs
 from . import mail
 from .context import actor_of
@@ -134,7 +135,7 @@ def export() -> ResponseReturnValue:
     actor = actor_of(user, config)
     if not actor.email:
         _refuse(400, "Your account has no email address to send the export to.")
-    job_id = jobs.create_job(
+    job_id = job_store.create_job(
         state.engine,
         requested_by_id=actor.id,
         requested_by_email=actor.email,
@@ -149,7 +150,7 @@ def export() -> ResponseReturnValue:
     if config.export_mode == "inline":
         jobs.run_after_response(job_id)
     if _wants_json():
-        job = t.cast("ExportJob", jobs.get_job(state.engine, job_id))
+        job = t.cast("ExportJob", job_store.get_job(state.engine, job_id))
         return jsonify(job=job_info(job)), 202, {"Location": url_for(".exports")}
     flash(
         f"Your export is on its way to {actor.email}: the CSV file will arrive by email shortly.", "success"
@@ -192,7 +193,7 @@ def exports() -> ResponseReturnValue:
     state = _state()
     config = state.config
     user = _require_admin(config)
-    recent = jobs.recent_jobs(
+    recent = job_store.recent_jobs(
         state.engine,
         requested_by_id=actor_of(user, config).id,
         tenant_scoped=config.tenant_loader is not None,
@@ -217,10 +218,10 @@ def download(job_id: int) -> ResponseReturnValue:
         _refuse(403, LINK_INVALID)
     if payload.get("job") != job_id:  # before any lookup: the id in the URL is the visitor's
         _refuse(403, LINK_INVALID)
-    job = jobs.get_job(state.engine, job_id)
+    job = job_store.get_job(state.engine, job_id)
     if job is None or job.status != "sent":
         _refuse(403, LINK_INVALID)
-    if job.link_expires_at is not None and job.link_expires_at < jobs.utcnow():
+    if job.link_expires_at is not None and job.link_expires_at < job_store.utcnow():
         _refuse(403, LINK_EXPIRED)
     requester = actor_of(user, config).id
     in_tenant = not job.tenant_scoped or current_tenant(config) == job.tenant_id
