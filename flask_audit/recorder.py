@@ -1,4 +1,4 @@
-"""The one write path: every event, whatever produced it, is built and stored here.
+"""The one write path: every event, whatever produced it, is stored here (built by ``rows``).
 
 An event either commits in its own short transaction (the default: a request that fails
 or never commits cannot lose it) or joins a caller's session to commit or roll back with
