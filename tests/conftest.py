@@ -165,6 +165,17 @@ def db(app: Flask) -> SQLAlchemy:
     return t.cast(SQLAlchemy, app.extensions["sqlalchemy"])
 
 
+def signed_in_client(app: Flask, user_id: int | None = None) -> FlaskClient:
+    """A test client, signed in as ``user_id`` through Flask-Login's session keys (anonymous
+    with ``None``)."""
+    client = app.test_client()
+    if user_id is not None:
+        with client.session_transaction() as session:
+            session["_user_id"] = str(user_id)
+            session["_fresh"] = True
+    return client
+
+
 def audit_of(app: Flask) -> Audit:
     return t.cast(Audit, app.extensions["audit"])
 

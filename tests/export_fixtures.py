@@ -46,6 +46,7 @@ from flask_audit.query import AuditFilter
 
 from .apps import add_user
 from .conftest import audit_of
+from .conftest import signed_in_client
 
 PREFIX = "/admin/audit"
 TENANT_LOADER = "tests.export_fixtures:tenant_of_current_user"
@@ -135,12 +136,7 @@ class Site:
 
     def client(self, user_id: int | None = None) -> FlaskClient:
         """A test client, signed in as ``user_id`` (anonymous with ``None``)."""
-        client = self.app.test_client()
-        if user_id is not None:
-            with client.session_transaction() as session:
-                session["_user_id"] = str(user_id)
-                session["_fresh"] = True
-        return client
+        return signed_in_client(self.app, user_id)
 
     def csrf(self, client: FlaskClient) -> str:
         """A CSRF token bound to ``client``'s session."""
@@ -169,12 +165,12 @@ class Site:
         with self.app.app_context():
             return audit_of(self.app)._state().engine
 
-    def queued_job(self) -> int:
-        """A job acme's admin asked for (every event, UTC), not yet run."""
+    def queued_job(self, user_id: int | None = None, email: str = "admin@acme.test") -> int:
+        """A job an acme admin (``admin`` by default) asked for (every event, UTC), not yet run."""
         return jobs.create_job(
             self.engine,
-            requested_by_id=str(self.admin),
-            requested_by_email="admin@acme.test",
+            requested_by_id=str(user_id or self.admin),
+            requested_by_email=email,
             tenant_scoped=True,
             tenant_id="acme",
             team=None,

@@ -10,7 +10,6 @@ from flask import Flask
 
 from flask_audit import jobs
 from flask_audit.config import load_config
-from flask_audit.query import AuditFilter
 
 from .conftest import MakeApp
 from .conftest import stored
@@ -258,16 +257,7 @@ def test_an_inline_runner_also_takes_jobs_left_by_a_restart(
 ) -> None:
     site = build_site(make_app, smtp_server, **INLINE)
     with site.app.app_context():
-        left = jobs.create_job(
-            site.engine,
-            requested_by_id=str(site.second_admin),
-            requested_by_email="second@acme.test",
-            tenant_scoped=True,
-            tenant_id="acme",
-            team=None,
-            flt=AuditFilter(),
-            timezone="UTC",
-        )
+        left = site.queued_job(site.second_admin, "second@acme.test")
     site.export(site.client(site.admin))
     site.wait()
     assert site.job(left).status == "sent"

@@ -24,6 +24,7 @@ from flask_audit.models import audit_event_table
 
 from .apps import add_user
 from .conftest import audit_of
+from .conftest import signed_in_client
 
 TENANT_LOADER = "tests.views_fixtures:tenant_of_current_user"
 PREFIX = "/admin/audit"
@@ -53,12 +54,7 @@ class Site:
 
     def client(self, user_id: int | None = None) -> FlaskClient:
         """A test client, signed in as ``user_id`` (anonymous with ``None``)."""
-        client = self.app.test_client()
-        if user_id is not None:
-            with client.session_transaction() as session:
-                session["_user_id"] = str(user_id)
-                session["_fresh"] = True
-        return client
+        return signed_in_client(self.app, user_id)
 
     def insert(self, *rows: dict[str, t.Any]) -> None:
         """Store events (from :func:`event`) in one statement, bypassing ``record()``."""
