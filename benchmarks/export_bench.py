@@ -6,7 +6,7 @@ the last 58 days, with per-row emails, IP addresses and details, and one team na
 hundred that starts with ``=`` (so neutralisation has work to do). Then, ``--repeats`` times,
 interleaved, each variant writes the same rows (the retention window, newest first) to a file:
 
-- ``export_sql``: ``flask_audit.csv_export.write_export()``, the default method, which the
+- ``export_sql``: ``flask_audit.export.csv_export.write_export()``, the default method, which the
   export job and ``flask audit export`` run: the database neutralises and quotes the cells;
 - ``export_python``: ``write_export(method="python")``, the stdlib ``csv`` writer reference;
 - ``copy`` (PostgreSQL): ``COPY (SELECT <the same 11 columns> ... ORDER BY ...) TO STDOUT
@@ -43,9 +43,9 @@ import sqlalchemy as sa
 from _common import db
 
 from flask_audit import Audit
-from flask_audit.csv_export import export_statement
-from flask_audit.csv_export import write_export
-from flask_audit.query import AuditFilter
+from flask_audit.export.csv_export import export_statement
+from flask_audit.export.csv_export import write_export
+from flask_audit.query.filters import AuditFilter
 
 VARIANTS = {
     "sqlite": ("export_sql", "export_python", "sqlite_shell"),

@@ -52,7 +52,7 @@ from flask_login import login_user
 from flask_login import user_logged_in
 
 from flask_audit import Audit
-from flask_audit.models import audit_event_table
+from flask_audit.store.models import audit_event_table
 
 APPS = ("baseline", "bare", "audited")
 FORM = {"email": "bench@example.com", "password": "pw"}

@@ -43,11 +43,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_audit import Audit
-from flask_audit.models import audit_event_table
-from flask_audit.query import AuditFilter
-from flask_audit.query import conditions
-from flask_audit.query import Cursor
-from flask_audit.query import Scope
+from flask_audit.query.filters import AuditFilter
+from flask_audit.query.filters import Cursor
+from flask_audit.query.sql import conditions
+from flask_audit.query.sql import Scope
+from flask_audit.store.models import audit_event_table
 from flask_audit.taxonomy import EVENT_TYPES
 
 PREFIX = "/admin/audit"

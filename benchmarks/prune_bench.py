@@ -27,11 +27,11 @@ from _common import db
 from flask import Flask
 
 from flask_audit import Audit
-from flask_audit import recorder
-from flask_audit import retention
-from flask_audit import sealing
-from flask_audit import verification
-from flask_audit.models import audit_event_table
+from flask_audit.integrity import retention
+from flask_audit.integrity import sealing
+from flask_audit.integrity import verification
+from flask_audit.store.models import audit_event_table
+from flask_audit.store.rows import build_row
 
 VARIANTS = ("plain", "sealed")
 KEY = "benchmark-seal-key"
@@ -51,7 +51,7 @@ def make_app(kind: str, url: str, *, sealed: bool) -> Flask:
 def fill(app: Flask, rows: int, batch: int) -> float:
     """Insert ``rows`` events spread over the last :data:`SPAN_DAYS` days; the seconds it took."""
     with app.app_context():
-        template = recorder.build_row(
+        template = build_row(
             audit.config,
             "role.updated",
             team="core",

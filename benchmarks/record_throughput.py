@@ -8,7 +8,7 @@ event; ``raw_single``, ``conn.execute(insert(audit_event), row)`` in its own ``e
 
 All run inside one ``test_request_context`` with a User-Agent, a remote address and a signed-in
 Flask-Login user, so ``record()`` takes its request path. Raw rows are built before the clock
-starts: one ``recorder.build_row()`` result with a fresh ``uid`` each (same columns and values);
+starts: one ``build_row()`` result with a fresh ``uid`` each (same columns and values);
 the raw insert statement is built once, as the recorder's is.
 
 SQLite is a temporary *file* database with ``PRAGMA journal_mode=WAL`` and ``PRAGMA
@@ -44,8 +44,8 @@ from _common import User
 from flask_login import login_user
 
 from flask_audit import Audit
-from flask_audit import recorder
-from flask_audit.models import audit_event_table
+from flask_audit.store.models import audit_event_table
+from flask_audit.store.rows import build_row
 
 VARIANTS = ("record_single", "raw_single", "record_batched", "raw_batched")
 INSERT = sa.insert(audit_event_table)
@@ -145,7 +145,7 @@ def run_database(kind: str, args: argparse.Namespace) -> dict[str, t.Any]:
             user = db.session.get(User, user_id)
             db.session.expunge(user)  # loaded once: commits must not expire it
             login_user(user)
-            template = recorder.build_row(
+            template = build_row(
                 audit.config,
                 "role.updated",
                 activity="Changed a role",

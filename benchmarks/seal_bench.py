@@ -19,9 +19,9 @@ import _common as common
 import prune_bench
 import sqlalchemy as sa
 
-from flask_audit import sealing
-from flask_audit import verification
-from flask_audit.models import audit_seal_table
+from flask_audit.integrity import sealing
+from flask_audit.integrity import verification
+from flask_audit.store.models import audit_seal_table
 
 
 def timed(run: t.Callable[[], t.Any]) -> tuple[t.Any, float, float]:

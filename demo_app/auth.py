@@ -26,7 +26,7 @@ from werkzeug.security import check_password_hash
 
 from flask_audit import signals
 from flask_audit.capture.flask_login import mark_login
-from flask_audit.totp import verify_totp
+from flask_audit.capture.totp import verify_totp
 
 from .extensions import db
 from .extensions import login_manager

@@ -32,11 +32,11 @@ from markupsafe import Markup
 from werkzeug.security import check_password_hash
 
 from flask_audit import signals
+from flask_audit.capture.totp import matching_step
 from flask_audit.sso import IdpMetadata
 from flask_audit.sso import InvalidMetadataError
 from flask_audit.sso import read_idp_metadata
 from flask_audit.sso import record_sso_change
-from flask_audit.totp import matching_step
 
 from .extensions import db
 from .helpers import account

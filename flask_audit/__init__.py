@@ -9,9 +9,10 @@ from .exceptions import AuditWriteError
 from .exceptions import ImmutableAuditEventError
 from .exceptions import InvalidFilterError
 from .exceptions import SealMismatchError
+from .exceptions import TrackedBulkStatementError
 from .exceptions import UnknownEventTypeError
 from .extension import Audit
-from .models import AuditEvent
+from .store.models import AuditEvent
 
 __all__ = [
     "Audit",
@@ -22,6 +23,7 @@ __all__ = [
     "ImmutableAuditEventError",
     "InvalidFilterError",
     "SealMismatchError",
+    "TrackedBulkStatementError",
     "UnknownEventTypeError",
     "signals",
 ]

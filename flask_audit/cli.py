@@ -9,30 +9,30 @@ import typing as t
 
 import click
 import sqlalchemy as sa
-from flask import current_app
 from flask.cli import AppGroup
 
-from . import csv_export
-from . import jobs
-from . import retention
-from . import sealing
-from . import spool
-from . import verification
 from .exceptions import AuditError
-from .filters import AuditFilter
-from .immutability import create_triggers
+from .export import csv_export
+from .export import jobs
+from .integrity import retention
+from .integrity import sealing
+from .integrity import verification
+from .query.filters import AuditFilter
+from .state import audit_state
+from .state import AuditState
+from .state import current_audit
+from .store import spool
+from .store.immutability import create_triggers
 
 if t.TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
-    from .extension import _AuditState
-    from .extension import Audit
 
 audit_cli = AppGroup("audit", help="Manage the audit trail.")
 
 
-def _state() -> _AuditState:
-    return t.cast("Audit", current_app.extensions["audit"])._state()
+def _state() -> AuditState:
+    return audit_state()
 
 
 @audit_cli.command("replay")
@@ -105,7 +105,7 @@ def _fail(err: Exception) -> click.ClickException:
 def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_size: int) -> None:
     """Delete the events older than the retention window, in batches."""
     state = _state()
-    audit = t.cast("Audit", current_app.extensions["audit"])
+    audit = state.audit
     try:
         with _Progress("Pruning") as progress:
             result = retention.prune(
@@ -201,7 +201,7 @@ def export_command(out: str, fmt: str, tenant: str | None, **filters: str | None
         with contextlib.suppress(OSError):
             os.remove(part)
         raise _fail(err) from err
-    t.cast("Audit", current_app.extensions["audit"]).record(
+    current_audit().record(
         "audit.exported",
         activity=f"Exported {stats.rows} audit event(s) to a file",
         tenant_id=tenant,

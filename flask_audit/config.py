@@ -31,11 +31,11 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_SEAL_KEY": None,
     "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "AUDIT_TIMEZONE": "UTC",
-    # Automatic sealing (see flask_audit.sealing): after this many events, or this many
+    # Automatic sealing (see flask_audit.integrity.sealing): after this many events, or this many
     # seconds after an unsealed event; ``None`` turns that trigger off. Needs AUDIT_SEAL_KEY.
     "AUDIT_SEAL_EVERY_EVENTS": None,
     "AUDIT_SEAL_INTERVAL_SECONDS": None,
-    # Export jobs (see flask_audit.jobs): run in the web process right after the response
+    # Export jobs (see flask_audit.export.jobs): run in the web process right after the response
     # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
     # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.
     "AUDIT_EXPORT_MODE": "inline",

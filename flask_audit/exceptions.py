@@ -8,6 +8,7 @@ The hierarchy::
      ├── ImmutableAuditEventError  something tried to change or delete a stored event
      ├── AuditWriteError           the database refused an event and the policy is "raise"
      ├── SealMismatchError         verification found the trail altered
+     ├── TrackedBulkStatementError a bulk ORM statement would skip a tracked model's events
      └── InvalidFilterError        a bad filter value (also an HTTP 400)
 """
 
@@ -38,6 +39,10 @@ class AuditWriteError(AuditError):
 
 class SealMismatchError(AuditError):
     """The sealed chain does not match the stored events."""
+
+
+class TrackedBulkStatementError(AuditError):
+    """A bulk ORM statement would change tracked rows without their events."""
 
 
 class InvalidFilterError(AuditError, BadRequest):

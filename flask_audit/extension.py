@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections.abc as c
-import dataclasses
 import datetime as dt
 import typing as t
 import weakref
@@ -13,34 +12,23 @@ import sqlalchemy.orm as sa_orm
 from flask import current_app
 from flask import Flask
 
-from . import context
-from . import recorder
-from . import rows
-from . import tracking
+from .capture import tracking
 from .config import AuditConfig
 from .config import load_config
 from .exceptions import AuditConfigError
-from .immutability import attach_trigger_ddl
-from .immutability import install_orm_guard
-from .immutability import retention_days_for_ddl
-from .models import AuditBase
-from .models import AuditEvent
-from .models import TABLE_NAME
+from .state import AuditState
+from .store import context
+from .store import recorder
+from .store import rows
+from .store.immutability import attach_trigger_ddl
+from .store.immutability import install_orm_guard
+from .store.immutability import retention_days_for_ddl
+from .store.models import AuditBase
+from .store.models import AuditEvent
+from .store.models import TABLE_NAME
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
-
-
-@dataclasses.dataclass
-class _AuditState:
-    """What one app needs at run time; kept per app, never on ``self``."""
-
-    config: AuditConfig
-    db: SQLAlchemy
-
-    @property
-    def engine(self) -> sa.Engine:
-        return recorder.require_engine(self.db)
 
 
 def _mark_enabled(target: sa.Table, connection: sa.Connection, **kw: t.Any) -> None:
@@ -79,7 +67,7 @@ class Audit:
 
     def __init__(self, app: Flask | None = None, *, db: SQLAlchemy | None = None) -> None:
         self._db = db
-        self._states: weakref.WeakKeyDictionary[Flask, _AuditState] = weakref.WeakKeyDictionary()
+        self._states: weakref.WeakKeyDictionary[Flask, AuditState] = weakref.WeakKeyDictionary()
         self._tracked: dict[type, tracking.TrackSpec] = {}
         if app is not None:
             self.init_app(app, db=db)
@@ -109,20 +97,20 @@ class Audit:
         _register_tables(db.metadata)
         install_orm_guard()
         recorder.install_session_hooks()
-        self._states[app] = _AuditState(config=config, db=db)
+        self._states[app] = AuditState(config=config, db=db, audit=self)
         app.extensions["audit"] = self
 
         from . import capture
-        from . import views
-        from .autoseal import connect_auto_seal
+        from .admin import views
         from .cli import audit_cli
+        from .integrity.autoseal import connect_auto_seal
 
         app.cli.add_command(audit_cli)
         views.register(app, config)
         capture.connect(app, self)
         connect_auto_seal(app, config)
 
-    def _state(self, app: Flask | None = None) -> _AuditState:
+    def _state(self, app: Flask | None = None) -> AuditState:
         app = app or current_app._get_current_object()  # type: ignore[attr-defined]
         try:
             return self._states[app]
@@ -223,7 +211,7 @@ class Audit:
         the same transaction as the change. A field listed in ``field_events`` gets its own
         event type instead: a tracked ``role`` field yields ``role.updated`` by default.
         ORM bulk ``update()``/``delete()`` on ``model`` raise
-        :class:`~flask_audit.tracking.TrackedBulkStatementError`.
+        :class:`~flask_audit.exceptions.TrackedBulkStatementError`.
 
         :param entity: the Entity column, such as ``"Team"``.
         :param event_prefix: defaults to ``entity`` in lower case (``"team"``).

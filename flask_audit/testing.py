@@ -8,8 +8,8 @@ import typing as t
 
 from flask import Flask
 
-from .models import AuditEvent
 from .signals import event_recorded
+from .store.models import AuditEvent
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ show a mail server that is down, then up. ``build_site`` makes the test app with
 Flask-Mail pointed at it, and four users: two admins and a member of tenant ``acme`` and
 an admin of tenant ``globex``.
 
-Until ``flask_audit/views.py`` calls :func:`flask_audit.export_views.add_export_routes` on
+Until ``flask_audit/views.py`` calls :func:`flask_audit.export.views.add_export_routes` on
 its blueprint, :func:`build_site` mounts the same views on the app under the blueprint's
 endpoint names (``audit.export``...), so the blueprint's own admin check runs first, as it
 will once they are integrated; the blueprint itself is left alone for the other tests.
@@ -36,13 +36,14 @@ from flask_mail import Mail
 from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
-from flask_audit import jobs
-from flask_audit import recorder
-from flask_audit.export_views import routes
-from flask_audit.models import audit_event_table
-from flask_audit.models import export_job_table
-from flask_audit.models import ExportJob
-from flask_audit.query import AuditFilter
+from flask_audit.export import job_store
+from flask_audit.export import jobs
+from flask_audit.export.views import routes
+from flask_audit.query.filters import AuditFilter
+from flask_audit.store.models import audit_event_table
+from flask_audit.store.models import export_job_table
+from flask_audit.store.models import ExportJob
+from flask_audit.store.rows import build_row
 
 from .apps import add_user
 from .conftest import audit_of
@@ -167,7 +168,7 @@ class Site:
 
     def queued_job(self, user_id: int | None = None, email: str = "admin@acme.test") -> int:
         """A job an acme admin (``admin`` by default) asked for (every event, UTC), not yet run."""
-        return jobs.create_job(
+        return job_store.create_job(
             self.engine,
             requested_by_id=str(user_id or self.admin),
             requested_by_email=email,
@@ -186,7 +187,7 @@ class Site:
     def event(self, kind: str = "team.created", **fields: t.Any) -> dict[str, t.Any]:
         """The row ``record()`` builds for ``kind``, with ``fields`` (any column) on top."""
         with self.app.app_context():
-            row = recorder.build_row(audit_of(self.app).config, kind, actor=None)
+            row = build_row(audit_of(self.app).config, kind, actor=None)
         row.update(fields)
         row.setdefault("occurred_at", dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
         return row

@@ -21,23 +21,23 @@ from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import EnvironBuilder
 
-from flask_audit import query
-from flask_audit.api import DEFAULT_LIMIT
-from flask_audit.api import MAX_LIMIT
+from flask_audit.admin.api import DEFAULT_LIMIT
+from flask_audit.admin.api import MAX_LIMIT
+from flask_audit.admin.views import PAGE_SIZE
 from flask_audit.exceptions import InvalidFilterError
-from flask_audit.models import AuditEvent
+from flask_audit.query import filters
+from flask_audit.store.models import AuditEvent
 from flask_audit.taxonomy import ACTIONS
 from flask_audit.taxonomy import ENTITIES
 from flask_audit.taxonomy import EVENT_TYPES
 from flask_audit.taxonomy import OUTCOMES
-from flask_audit.views import PAGE_SIZE
 
 from .conftest import stored
 from .views_fixtures import Site
 
 TENANT_LOADER = "tests.hostile_fixtures:tenant_of_user"
 TENANTS = ("acme", "globex")
-PARAMS = (*query.FILTER_NAMES, "limit", "tz")
+PARAMS = (*filters.FILTER_NAMES, "limit", "tz")
 ACTORS = ("ann@acme.test", "Bob@Example.com", "zoë@例え.jp", "system")
 TEAMS = ("red", "Blue team", "ünïcode 🚀")
 TYPES = ("user.login", "user.login_failed", "team.created", "role.updated", "sso.disabled", "audit.exported")
@@ -122,7 +122,7 @@ def cursors(draw: st.DrawFn, rows: list[AuditEvent]) -> str:
     kind = draw(st.integers(0, 3))
     if kind == 0:
         row = draw(st.sampled_from(rows))
-        return query.Cursor(row.occurred_at, row.id, newer=draw(st.booleans())).encode()
+        return filters.Cursor(row.occurred_at, row.id, newer=draw(st.booleans())).encode()
     if kind == 1:
         when = draw(st.one_of(iso_dates(), st.sampled_from([r.occurred_at.isoformat() for r in rows])))
         ident = draw(st.one_of(st.sampled_from([r.id for r in rows]), st.integers(-(2**70), 2**70)))
@@ -197,9 +197,9 @@ class Expected:
 
 def expect_api(args: MultiDict[str, str], rows: list[AuditEvent], tenant: str) -> Expected:
     try:
-        limit = query.parse_limit(args.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
-        tzname = query.resolve_timezone(args.get("tz"), "UTC")
-        flt = query.AuditFilter.from_args(args, timezone=tzname)
+        limit = filters.parse_limit(args.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
+        tzname = filters.resolve_timezone(args.get("tz"), "UTC")
+        flt = filters.AuditFilter.from_args(args, timezone=tzname)
     except InvalidFilterError as err:
         return Expected(error=str(err))
     return _expected(flt, rows, tenant, limit)
@@ -207,14 +207,14 @@ def expect_api(args: MultiDict[str, str], rows: list[AuditEvent], tenant: str) -
 
 def expect_page(args: MultiDict[str, str], rows: list[AuditEvent], tenant: str) -> Expected:
     try:
-        tzname = query.resolve_timezone(args.get("tz", ""), "UTC")
-        flt = query.AuditFilter.from_args(args, timezone=tzname)
+        tzname = filters.resolve_timezone(args.get("tz", ""), "UTC")
+        flt = filters.AuditFilter.from_args(args, timezone=tzname)
     except InvalidFilterError as err:
         return Expected(error=str(err))
     return _expected(flt, rows, tenant, PAGE_SIZE)
 
 
-def _expected(flt: query.AuditFilter, rows: list[AuditEvent], tenant: str, limit: int) -> Expected:
+def _expected(flt: filters.AuditFilter, rows: list[AuditEvent], tenant: str, limit: int) -> Expected:
     window = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=90)
     allowed = [row for row in rows if row.tenant_id == tenant and row.occurred_at >= window]
     keep = [row for row in allowed if matches(row, flt)]
@@ -226,7 +226,7 @@ def _expected(flt: query.AuditFilter, rows: list[AuditEvent], tenant: str, limit
     return Expected(rows=keep[:limit], complete=True)
 
 
-def matches(row: AuditEvent, flt: query.AuditFilter) -> bool:
+def matches(row: AuditEvent, flt: filters.AuditFilter) -> bool:
     """Whether ``row`` satisfies every filter of ``flt`` (an older cursor included)."""
     pairs = [(row.entity, flt.entity), (row.event_type, flt.event_type), (row.actor_email, flt.actor)]
     pairs += [(row.team, flt.team), (row.action, flt.action), (row.outcome, flt.outcome)]

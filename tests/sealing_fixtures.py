@@ -15,15 +15,15 @@ import typing as t
 import sqlalchemy as sa
 from flask import Flask
 
-from flask_audit import recorder
-from flask_audit import sealing
-from flask_audit import verification
-from flask_audit.immutability import create_seal_triggers
-from flask_audit.immutability import create_triggers
-from flask_audit.immutability import drop_seal_statements
-from flask_audit.immutability import drop_statements
-from flask_audit.models import audit_event_table
-from flask_audit.models import audit_seal_table
+from flask_audit.integrity import sealing
+from flask_audit.integrity import verification
+from flask_audit.store.immutability import create_seal_triggers
+from flask_audit.store.immutability import create_triggers
+from flask_audit.store.immutability import drop_seal_statements
+from flask_audit.store.immutability import drop_statements
+from flask_audit.store.models import audit_event_table
+from flask_audit.store.models import audit_seal_table
+from flask_audit.store.rows import build_row
 
 from .conftest import audit_of
 from .conftest import db
@@ -60,7 +60,7 @@ def insert(app: Flask, ids: c.Iterable[int], *, occurred_at: dt.datetime | None 
     with app.app_context():
         config = audit_of(app).config
         rows = [
-            {**recorder.build_row(config, "team.created", details={"n": i}, occurred_at=occurred_at), "id": i}
+            {**build_row(config, "team.created", details={"n": i}, occurred_at=occurred_at), "id": i}
             for i in ids
         ]
         with db(app).engine.begin() as conn:

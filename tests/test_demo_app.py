@@ -29,8 +29,8 @@ from demo_app.models import MailMessage
 from demo_app.models import SsoSettings
 from demo_app.models import Team
 from flask_audit import AuditEvent
-from flask_audit.models import audit_event_table
 from flask_audit.sso import read_idp_metadata
+from flask_audit.store.models import audit_event_table
 from flask_audit.taxonomy import EVENT_TYPES
 
 from .conftest import end_pooled_connection

@@ -18,10 +18,10 @@ from itsdangerous import TimestampSigner
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.test import TestResponse
 
-from flask_audit import jobs
-from flask_audit import mail
-from flask_audit.export_views import LINK_INVALID
-from flask_audit.export_views import LINK_NOT_YOURS
+from flask_audit.export import jobs
+from flask_audit.export import mail
+from flask_audit.export.views import LINK_INVALID
+from flask_audit.export.views import LINK_NOT_YOURS
 
 from .apps import User
 from .conftest import db

@@ -28,6 +28,6 @@ def test_wheel_ships_the_typed_package(tmp_path: pathlib.Path) -> None:
     [wheel] = tmp_path.glob("flask_audit-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "flask_audit/py.typed" in names
-    assert "flask_audit/immutability.py" in names
+    assert "flask_audit/store/immutability.py" in names
     assert any(name.startswith("flask_audit/migrations/versions/") for name in names)
     assert not any(name.startswith("tests/") for name in names)

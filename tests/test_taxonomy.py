@@ -10,10 +10,10 @@ from flask import Flask
 from flask_login import login_user
 
 from flask_audit import signals
+from flask_audit.capture.totp import verify_totp
 from flask_audit.sso import IdpMetadata
 from flask_audit.sso import record_sso_change
 from flask_audit.taxonomy import EVENT_TYPES
-from flask_audit.totp import verify_totp
 
 from .apps import add_user
 from .apps import Team

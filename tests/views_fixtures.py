@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import current_user
 
-from flask_audit import recorder
-from flask_audit.models import audit_event_table
+from flask_audit.store.models import audit_event_table
+from flask_audit.store.rows import build_row
 
 from .apps import add_user
 from .conftest import audit_of
@@ -66,7 +66,7 @@ class Site:
     def event(self, event_type: str = "team.created", **fields: t.Any) -> dict[str, t.Any]:
         """The row ``record()`` would build, with ``fields`` (any column) applied on top."""
         with self.app.app_context():
-            row = recorder.build_row(audit_of(self.app).config, event_type, actor=None)
+            row = build_row(audit_of(self.app).config, event_type, actor=None)
         row.update(fields)
         row.setdefault("occurred_at", utcnow())
         return row

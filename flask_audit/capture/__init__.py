@@ -10,10 +10,10 @@ from . import audit_signals
 from . import flask_login
 
 if t.TYPE_CHECKING:
-    from ..extension import Audit
+    from ..state import Recorder
 
 
-def connect(app: Flask, audit: Audit) -> None:
+def connect(app: Flask, audit: Recorder) -> None:
     """Connect every adapter that applies to ``app``.
 
     The Flask-Security-Too adapter connects whether or not ``Security`` is set up yet:

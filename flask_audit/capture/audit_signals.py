@@ -15,10 +15,10 @@ from flask import Flask
 from flask import has_app_context
 
 from .. import signals
-from .._names import describe_team
-from .._names import describe_user
-from .._names import nice
-from .._names import user_id
+from .names import describe_team
+from .names import describe_user
+from .names import nice
+from .names import user_id
 
 Fields = dict[str, t.Any]
 

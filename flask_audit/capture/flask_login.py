@@ -16,8 +16,10 @@ from flask import has_app_context
 from flask import has_request_context
 from flask import session
 
-from .._names import describe_user
 from ..exceptions import AuditWriteError
+from ..state import current_audit
+from ..state import Recorder
+from .names import describe_user
 
 _METHOD = "_flask_audit_login_method"
 _DETAILS = "_flask_audit_login_details"
@@ -41,8 +43,8 @@ def pop_login_mark() -> tuple[str, dict[str, t.Any]]:
     return g.pop(_METHOD, "password"), g.pop(_DETAILS, {})
 
 
-def _audit(app: Flask) -> t.Any:
-    return app.extensions["audit"]
+def _audit(app: Flask) -> Recorder:
+    return current_audit(app)
 
 
 def record_sign_in(app: Flask, user: t.Any, **fields: t.Any) -> None:

@@ -80,10 +80,10 @@ from .sign_in import on_authenticated
 from .sign_in import on_failed_authn
 
 if t.TYPE_CHECKING:
-    from ...extension import Audit
+    from ...state import Recorder
 
 
-def connect(app: Flask, audit: Audit) -> None:
+def connect(app: Flask, audit: Recorder) -> None:
     """Connect the receivers for ``app``'s Flask-Security signals; a no-op if it is absent.
 
     Safe to call more than once per app. ``Security`` may be set up before or after

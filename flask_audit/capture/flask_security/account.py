@@ -10,7 +10,7 @@ import typing as t
 from flask import has_request_context
 from flask import session
 
-from ..._names import describe_user
+from ..names import describe_user
 from .helpers import current_user
 from .helpers import factor
 from .helpers import is_self

@@ -10,10 +10,8 @@ from flask import has_request_context
 from flask import request
 from flask import session
 
+from ...state import current_audit
 from ...taxonomy import EVENT_TYPES
-
-if t.TYPE_CHECKING:
-    from ...extension import Audit
 
 CONNECTED = "audit.flask_security"  # app.extensions key: connect() ran for this app
 _REQUEST = "_flask_audit_fs"  # g: what this request has seen so far
@@ -31,8 +29,7 @@ _FACTORS = {
 
 
 def record(event_type: str, **fields: t.Any) -> None:
-    audit: Audit = current_app.extensions["audit"]
-    audit.record(event_type, **fields)
+    current_audit().record(event_type, **fields)
 
 
 def on_user(event_type: str, user: t.Any, activity: str, *, by_user: bool = False, **fields: t.Any) -> None:
@@ -67,7 +64,7 @@ def view() -> str | None:
 
 
 def current_user() -> t.Any:
-    from ...context import current_user_or_none
+    from ...store.context import current_user_or_none
 
     return current_user_or_none()
 

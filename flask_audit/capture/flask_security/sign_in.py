@@ -15,8 +15,8 @@ from flask import Flask
 from flask import has_request_context
 from flask import session
 
-from ..._names import describe_user
 from ..flask_login import record_sign_in
+from ..names import describe_user
 from .helpers import CONNECTED
 from .helpers import factor
 from .helpers import pop_session

@@ -1,6 +1,6 @@
 """Create the insert-only ``audit_event`` table, its triggers and the ``audit.enabled`` row.
 
-A frozen copy of the table as :mod:`flask_audit.models` defined it when this revision
+A frozen copy of the table as :mod:`flask_audit.store.models` defined it when this revision
 shipped: a shipped revision never changes; later schema changes get their own revision.
 
 Revision ID: fa0001_create_audit_event
@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from flask_audit.immutability import create_triggers
-from flask_audit.immutability import drop_statements
-from flask_audit.immutability import retention_days_for_ddl
-from flask_audit.models import text
-from flask_audit.models import UTCDateTime
-from flask_audit.recorder import enabled_row
+from flask_audit.store.immutability import create_triggers
+from flask_audit.store.immutability import drop_statements
+from flask_audit.store.immutability import retention_days_for_ddl
+from flask_audit.store.models import text
+from flask_audit.store.models import UTCDateTime
+from flask_audit.store.rows import enabled_row
 
 revision: str = "fa0001_create_audit_event"
 down_revision: str | None = None

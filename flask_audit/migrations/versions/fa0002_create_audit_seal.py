@@ -1,7 +1,7 @@
 """Create the insert-only ``audit_seal`` table (the HMAC chain) and its triggers.
 
-A frozen copy of :class:`flask_audit.models.AuditSeal` as it was when this revision
-shipped; the trigger SQL comes from :mod:`flask_audit.immutability`, as ``create_all``'s.
+A frozen copy of :class:`flask_audit.store.models.AuditSeal` as it was when this revision
+shipped; the trigger SQL comes from :mod:`flask_audit.store.immutability`, as ``create_all``'s.
 
 Revision ID: fa0002_create_audit_seal
 Revises: fa0001_create_audit_event
@@ -14,9 +14,9 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-from flask_audit.immutability import create_seal_triggers
-from flask_audit.immutability import drop_seal_statements
-from flask_audit.models import UTCDateTime
+from flask_audit.store.immutability import create_seal_triggers
+from flask_audit.store.immutability import drop_seal_statements
+from flask_audit.store.models import UTCDateTime
 
 revision: str = "fa0002_create_audit_seal"
 down_revision: str | None = "fa0001_create_audit_event"

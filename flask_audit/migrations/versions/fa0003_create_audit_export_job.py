@@ -1,6 +1,6 @@
 """Create ``audit_export_job``: durable export requests, their status and retries.
 
-A frozen copy of :class:`flask_audit.models.ExportJob` as it was when this revision
+A frozen copy of :class:`flask_audit.store.models.ExportJob` as it was when this revision
 shipped. Unlike the events and seals, jobs are updated as they progress: no triggers.
 
 Revision ID: fa0003_create_audit_export_job
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from flask_audit.models import text
-from flask_audit.models import UTCDateTime
+from flask_audit.store.models import text
+from flask_audit.store.models import UTCDateTime
 
 revision: str = "fa0003_create_audit_export_job"
 down_revision: str | None = "fa0002_create_audit_seal"

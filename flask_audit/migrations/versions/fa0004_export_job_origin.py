@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from flask_audit.models import text
+from flask_audit.store.models import text
 
 revision: str = "fa0004_export_job_origin"
 down_revision: str | None = "fa0003_create_audit_export_job"

@@ -1,0 +1,264 @@
+"""The ``audit`` blueprint: the admin page, mounted at ``AUDIT_URL_PREFIX``.
+
+One blueprint object serves every app; each app mounts it at its own prefix and the
+views read that app's settings at request time. Every route but the stylesheet is for
+admins only: anonymous visitors go to the app's login (JSON 401 for the API), other users
+get 403, and with a tenant loader an admin sees only their own tenant's events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+import typing as t
+import weakref
+import zoneinfo
+
+import sqlalchemy as sa
+from flask import abort
+from flask import Blueprint
+from flask import current_app
+from flask import Flask
+from flask import jsonify
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from ..config import AuditConfig
+from ..exceptions import InvalidFilterError
+from ..query import filters
+from ..query import sql
+from ..signals import event_recorded
+from ..state import audit_state
+from ..store.context import current_tenant
+from ..store.models import AuditEvent
+from ..taxonomy import ACTIONS
+from ..taxonomy import ENTITIES
+from ..taxonomy import EVENT_TYPES
+from ..taxonomy import OUTCOMES
+from . import daycounts
+from .presentation import COMMON_ZONES
+from .presentation import day_label
+from .presentation import DaySeries
+from .presentation import EventView
+from .presentation import PAGE_COLUMNS
+
+#: Templates and static files sit at the package's top, shared by the page, export and mail.
+blueprint = Blueprint(
+    "audit",
+    __name__,
+    root_path=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
+
+PAGE_SIZE = 50
+TZ_COOKIE = "flask_audit_tz"
+
+_counts: weakref.WeakKeyDictionary[Flask, daycounts.DayCountCache] = weakref.WeakKeyDictionary()
+_counts_lock = threading.Lock()
+
+
+def register(app: Flask, config: AuditConfig) -> None:
+    """Mount the blueprint on ``app`` at ``AUDIT_URL_PREFIX``."""
+    # Routes can only be added before the blueprint's first mount: the API's and the export's.
+    from ..export.views import add_export_routes
+    from . import api  # noqa: F401
+
+    add_export_routes(blueprint)
+    app.register_blueprint(blueprint, url_prefix=config.url_prefix)
+
+
+def scope(config: AuditConfig) -> sql.Scope:
+    """Keyword arguments that confine a query to the window and the admin's tenant."""
+    return sql.Scope(
+        retention_days=config.retention_days,
+        tenant_scoped=config.tenant_loader is not None,
+        tenant_id=current_tenant(config),
+    )
+
+
+def _current_user() -> t.Any:
+    if getattr(current_app, "login_manager", None) is None:
+        return None
+    from flask_login import current_user
+
+    user = current_user._get_current_object()
+    return user if user is not None and user.is_authenticated else None
+
+
+@blueprint.before_request
+def _require_admin() -> ResponseReturnValue | None:
+    """Admins only; the stylesheet is public, the API answers in JSON and never redirects."""
+    endpoint = request.endpoint or ""
+    if endpoint == "audit.static":
+        return None
+    is_api = endpoint.startswith("audit.api")
+    user = _current_user()
+    if user is None:
+        if is_api:
+            return jsonify(error="Sign in as an administrator to read the audit log."), 401
+        manager = getattr(current_app, "login_manager", None)
+        if manager is None:
+            abort(401)
+        return manager.unauthorized()  # type: ignore[no-any-return]
+    if not audit_state().config.is_admin(user):
+        if is_api:
+            return jsonify(error="Only administrators can read the audit log."), 403
+        abort(403)
+    return None
+
+
+@blueprint.after_request
+def _private(response: Response) -> Response:
+    """Audit data must not sit in shared caches, nor leak filter values through referrers."""
+    if request.endpoint != "audit.static":
+        response.headers["Cache-Control"] = "private, no-store"
+        response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _day_cache(app: Flask) -> daycounts.DayCountCache:
+    with _counts_lock:
+        cache = _counts.get(app)
+        if cache is None:
+            cache = _counts[app] = daycounts.DayCountCache()
+        return cache
+
+
+@event_recorded.connect
+def _forget_past_days(sender: Flask, event: AuditEvent, **extra: t.Any) -> None:
+    """An event dated before today changes settled days: count them again."""
+    cache = _counts.get(sender)
+    if cache is not None and event.occurred_at is not None:
+        cache.forget_before(event.occurred_at)
+
+
+def _timezone(config: AuditConfig) -> tuple[str, bool]:
+    """The display zone, and whether it came from the query string (then it is remembered)."""
+    given = request.args.get("tz", "")
+    if given.strip():
+        return filters.resolve_timezone(given, config.timezone), True
+    try:
+        return filters.resolve_timezone(request.cookies.get(TZ_COOKIE), config.timezone), False
+    except InvalidFilterError:
+        return config.timezone, False
+
+
+def _link_args() -> dict[str, str]:
+    names = (*filters.FILTER_NAMES, "tz")
+    return {name: request.args[name] for name in names if name != "cursor" and request.args.get(name)}
+
+
+def _export_context(tzname: str) -> dict[str, t.Any]:
+    """The export form's target and fields, when the app provides ``audit.export``."""
+    if "audit.export" not in current_app.view_functions:
+        return {"export_url": None, "export_filters": {}, "csrf_token": None}
+    from flask_wtf.csrf import generate_csrf
+
+    # The visitor's own values and zone: the export reads them as the page did, and sends
+    # the admin back to the same link.
+    return {
+        "export_url": url_for("audit.export"),
+        "export_filters": {**_link_args(), "tz": tzname},
+        "csrf_token": generate_csrf(),
+    }
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    """The audit log page; a bad filter shows its message with the form (HTTP 400)."""
+    state = audit_state()
+    config = state.config
+    now = dt.datetime.now(dt.timezone.utc)
+    tzname, remember, error = config.timezone, False, None
+    flt: filters.AuditFilter | None = None
+    try:
+        tzname, remember = _timezone(config)
+        flt = filters.AuditFilter.from_args(request.args, timezone=tzname)
+    except InvalidFilterError as err:
+        error, remember = str(err), False
+    tz = zoneinfo.ZoneInfo(tzname)
+    with state.engine.connect() as conn:
+        context = _read(conn, config, flt, tzname, now)
+    html = render_template(
+        "flask_audit/index.html",
+        error=error,
+        form=_form_values(tzname),
+        tzname=tzname,
+        retention_days=config.retention_days,
+        window_start=sql.window_start(config.retention_days, now).astimezone(tz).date(),
+        today=now.astimezone(tz).date(),
+        entities=ENTITIES,
+        event_types=sorted(EVENT_TYPES),
+        actions=ACTIONS,
+        outcomes=OUTCOMES,
+        zones=COMMON_ZONES,
+        day_label=day_label,
+        since_day=context["since"].astimezone(tz).date() if context["since"] else None,
+        clear_url=url_for("audit.index", tz=tzname if remember else None),
+        **context,
+    )
+    response = current_app.make_response((html, 400 if error else 200))
+    if remember:
+        response.set_cookie(
+            TZ_COOKIE, tzname, max_age=365 * 86400, path=config.url_prefix, samesite="Lax", httponly=True
+        )
+    return response
+
+
+def _form_values(tzname: str) -> dict[str, str]:
+    """What the filter form shows: the visitor's own text, so a shared link reads the same."""
+    names = (*filters.FILTER_NAMES, "tz")
+    values = {name: request.args.get(name, "").strip() for name in names if name != "cursor"}
+    values["tz"] = values["tz"] or tzname
+    return values
+
+
+def _read(
+    conn: sa.Connection, config: AuditConfig, flt: filters.AuditFilter | None, tzname: str, now: dt.datetime
+) -> dict[str, t.Any]:
+    """Everything the page shows from the database; only "tracking since" without a filter."""
+    where = scope(config)
+    since = sql.oldest_time(conn, now=now, **where)
+    context: dict[str, t.Any] = {
+        "since": since,
+        "events": [],
+        "chart": DaySeries([]),
+        "older_url": None,
+        "newer_url": None,
+        "first_url": None,
+        "filtered": False,
+        "export_url": None,
+        "export_filters": {},
+        "csrf_token": None,
+    }
+    if flt is None:
+        return context
+    tz = zoneinfo.ZoneInfo(tzname)
+    page = sql.fetch_page(conn, flt, limit=PAGE_SIZE, columns=PAGE_COLUMNS, now=now, **where)
+    if since is not None:
+        cache = _day_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+        first_day = since.astimezone(tz).date()
+        days = daycounts.chart_counts(
+            conn, flt, cache=cache, timezone=tzname, first_day=first_day, now=now, **where
+        )
+        context["chart"] = DaySeries(days)
+    args: dict[str, t.Any] = _link_args()
+
+    def link(cursor: filters.Cursor | None) -> str | None:
+        return None if cursor is None else url_for("audit.index", **args, cursor=cursor.encode())
+
+    context.update(
+        events=[EventView(row, tz) for row in page.rows],
+        older_url=link(page.older),
+        newer_url=link(page.newer),
+        first_url=None if page.first else url_for("audit.index", **args),
+        filtered=not flt.is_empty,
+        **_export_context(tzname),
+    )
+    return context

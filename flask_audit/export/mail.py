@@ -1,0 +1,153 @@
+"""The export mail: the CSV attached, or a signed link when it is too large.
+
+Sent with Flask-Mail (``current_app.extensions["mail"]``, looked up at send time) to the
+requesting admin's own address. A CSV over ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES`` (1 MiB) is
+attached gzip-compressed; an attachment that would still exceed
+``AUDIT_EXPORT_ATTACHMENT_MAX_BYTES`` (10 MiB) is replaced by a link, signed with the app's
+``SECRET_KEY`` and valid for ``AUDIT_EXPORT_LINK_MAX_AGE`` seconds, that works only for the
+same admin, signed in, in the same tenant. The link regenerates the file from the job's
+stored filters and bounds rather than keeping a copy: nothing with audit data waits on a
+disk for a week, nothing needs cleaning up, and any web process can serve it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import gzip
+import tempfile
+import typing as t
+
+from flask import current_app
+from flask import render_template
+from itsdangerous import URLSafeTimedSerializer
+
+from ..exceptions import AuditConfigError
+
+if t.TYPE_CHECKING:
+    from ..config import AuditConfig
+    from ..store.models import ExportJob
+    from .csv_export import ExportStats
+
+SUBJECT = "Your audit log export"
+TOKEN_SALT = "flask-audit.export-download"
+CSV_TYPE = "text/csv; charset=utf-8"
+GZIP_TYPE = "application/gzip"
+_COPY_CHUNK = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """How the file went out: ``"attachment"`` or ``"link"``, and the link's expiry."""
+
+    method: str
+    filename: str
+    size: int
+    compressed: bool
+    link_expires_at: dt.datetime | None = None
+
+
+def _mail() -> t.Any:
+    mail = current_app.extensions.get("mail")
+    if mail is None:
+        raise AuditConfigError(
+            "Exporting the audit log sends mail with Flask-Mail, which is not set up on this app:"
+            " call flask_mail.Mail(app) and set MAIL_SERVER and MAIL_DEFAULT_SENDER."
+        )
+    return mail
+
+
+def serializer() -> URLSafeTimedSerializer:
+    """Signs download tokens with the app's ``SECRET_KEY``, apart from its other tokens."""
+    if not current_app.secret_key:
+        raise AuditConfigError("Export download links are signed with SECRET_KEY: set it on the app.")
+    return URLSafeTimedSerializer(current_app.secret_key, salt=TOKEN_SALT)
+
+
+def download_token(job: ExportJob) -> str:
+    """A token naming the job and the admin it belongs to."""
+    return serializer().dumps({"job": job.id, "user": job.requested_by_id})
+
+
+def read_download_token(token: str, max_age: int) -> dict[str, t.Any]:
+    """The token's payload; raises :class:`itsdangerous.BadSignature` (or its subclass
+    :class:`~itsdangerous.SignatureExpired`) when it was altered or is too old."""
+    payload = serializer().loads(token, max_age=max_age)
+    return payload if isinstance(payload, dict) else {}
+
+
+def file_name(job: ExportJob, *, compressed: bool = False) -> str:
+    return f"audit-log-{job.created_at:%Y%m%d-%H%M%S}-{job.id}.csv" + (".gz" if compressed else "")
+
+
+def _attachment(file: t.BinaryIO, size: int, config: AuditConfig) -> tuple[bytes, bool] | None:
+    """The bytes to attach and whether they are gzipped; None when they would be too large."""
+    limit = config.export_attachment_max_bytes
+    file.seek(0)
+    if size <= config.export_compress_above_bytes:
+        return (file.read(), False) if size <= limit else None
+    with tempfile.TemporaryFile(prefix="flask-audit-export-gz-") as packed:
+        with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as writer:
+            while chunk := file.read(_COPY_CHUNK):
+                writer.write(chunk)
+                if packed.tell() > limit:
+                    return None
+        if packed.tell() > limit:
+            return None
+        packed.seek(0)
+        return packed.read(), True
+
+
+def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: AuditConfig) -> Delivery:
+    """Mail the export in ``file`` to the admin who asked for it; raise if that fails."""
+    from flask_mail import Message
+
+    mail = _mail()
+    attached = _attachment(file, stats.bytes, config)
+    if attached is None:
+        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=config.export_link_max_age)
+        if not job.download_url:
+            raise AuditConfigError(f"Export job {job.id} is too large to attach and has no download URL.")
+        link = f"{job.download_url}?token={download_token(job)}"
+        delivery = Delivery("link", file_name(job), stats.bytes, False, expires)
+    else:
+        data, compressed = attached
+        link = None
+        delivery = Delivery("attachment", file_name(job, compressed=compressed), len(data), compressed)
+    context = {
+        "job": job,
+        "stats": stats,
+        "delivery": delivery,
+        "link": link,
+        "filters": describe(job),
+        "size": human_size(stats.bytes),
+    }
+    message = Message(
+        subject=SUBJECT,
+        recipients=[job.requested_by_email],
+        body=render_template("flask_audit/email/export.txt", **context),
+        html=render_template("flask_audit/email/export.html", **context),
+    )
+    if not message.sender:
+        raise AuditConfigError("Set MAIL_DEFAULT_SENDER: the export mail needs a sender address.")
+    if attached is not None:
+        message.attach(delivery.filename, GZIP_TYPE if delivery.compressed else CSV_TYPE, attached[0])
+    mail.send(message)
+    return delivery
+
+
+def describe(job: ExportJob) -> list[tuple[str, str]]:
+    """The job's filters as (label, value) pairs for the mail."""
+    return [(name.replace("_", " ").capitalize(), value) for name, value in job.filters.items()]
+
+
+def human_size(size: int) -> str:
+    """``size`` bytes as people read it: ``"950 bytes"``, ``"12.3 MB"``."""
+    if size < 1000:
+        return f"{size} bytes"
+    value, unit = size / 1000, "kB"
+    for bigger in ("MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{value:.1f} {unit}"

@@ -1,0 +1,272 @@
+"""Retention: remove what is older than the window, in short batches, and say so in the chain.
+
+Rules, in the order :func:`prune` applies them:
+
+- Never inside the window: ``days`` below ``AUDIT_RETENTION_DAYS`` is refused (the triggers
+  would refuse the rows anyway). The cutoff is ``now - days`` in UTC, where the rows' times
+  live; ``AUDIT_TIMEZONE`` is for display only, so a daylight-saving change cannot move it.
+- The newest event always stays, so ids never restart (SQLite reuses the highest rowid).
+- Unsealed trails (no key, no seals): every event older than the cutoff goes.
+- Sealed trails: prune first seals what has committed, then removes only an id prefix of
+  the sealed events: up to the first event inside the window. Older events behind a younger
+  one wait for it (``held_back``). Before deleting, it appends a ``prune`` link saying "every
+  id up to N is removed on purpose", so :func:`flask_audit.integrity.verification.verify` still passes and
+  any other deletion still fails. A cutoff that falls inside a sealed range is fine: verify
+  accepts the missing ids up to N and checks the rest of that range event by event. If
+  prune stops half-way, the survivors up to N are checked too, and the next run finishes.
+- Deletes run in short transactions of ``batch_size`` rows over id ranges (the primary key,
+  with the time condition kept), so other writers insert between batches.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import datetime as dt
+import gzip
+import io
+import json
+import os
+import pathlib
+import typing as t
+
+import sqlalchemy as sa
+
+from ..config import AuditConfig
+from ..exceptions import AuditConfigError
+from ..exceptions import AuditError
+from ..store.models import audit_event_table
+from . import sealing
+
+if t.TYPE_CHECKING:
+    from ..state import Recorder
+
+DEFAULT_BATCH_SIZE = 2000
+_EVENTS = audit_event_table
+
+#: Called after each batch with (events deleted so far, events to delete).
+Progress = c.Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune` did, or with ``dry_run`` would do."""
+
+    cutoff: dt.datetime  #: events before this instant (UTC) were old enough
+    days: int
+    count: int  #: events deleted (counted, with ``dry_run``)
+    dry_run: bool
+    upper: int  #: the highest id prune considered
+    held_back: int  #: old events kept: the newest event, or ones committed after prune's seal
+    sealed: bool  #: prune links recorded the removal in the seal chain
+    archive: str | None  #: the archive written, if any
+
+
+def cutoff_for(days: int, now: dt.datetime | None = None) -> dt.datetime:
+    """``now - days`` in UTC: exact 24-hour days, whatever the display time zone does."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware; use datetime.now(timezone.utc).")
+    return now.astimezone(dt.timezone.utc) - dt.timedelta(days=days)
+
+
+def check_days(days: int, retention_days: int) -> int:
+    """``days`` if pruning that far back leaves the retention window whole."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"days must be a positive whole number, not {days!r}.")
+    if days < retention_days:
+        raise ValueError(
+            f"Refusing to prune inside the retention window: {days} days is less than"
+            f" AUDIT_RETENTION_DAYS ({retention_days}); events younger than that are never deleted."
+        )
+    return days
+
+
+def _window(cutoff: dt.datetime, upper: int, after: int | None = None) -> sa.ColumnElement[bool]:
+    condition = sa.and_(_EVENTS.c.occurred_at < cutoff, _EVENTS.c.id <= upper)
+    return condition if after is None else sa.and_(condition, _EVENTS.c.id > after)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    upper: int  # the highest id prune may remove
+    prefix: int  # every id up to this one is removed (sealed trails)
+    total: int  # events to remove
+    first: int | None  # the lowest of them
+    held: int  # old events kept: the newest event, or ones committed after this run's seal
+
+
+def _plan(engine: sa.Engine, cutoff: dt.datetime, chained: bool, assume_sealed: bool) -> _Plan:
+    """What to remove. ``assume_sealed``: plan as if everything committed were sealed."""
+    with engine.connect() as conn:
+        top = int(conn.scalar(sa.select(sa.func.max(_EVENTS.c.id))) or 0)
+        upper = prefix = top - 1
+        if chained:
+            upper = min(upper, top if assume_sealed else sealing.last_sealed_id(conn) or 0)
+            young = conn.scalar(sa.select(sa.func.min(_EVENTS.c.id)).where(_EVENTS.c.occurred_at >= cutoff))
+            prefix = upper if young is None else min(upper, int(young) - 1)
+        total, first = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(_EVENTS.c.id)).where(_window(cutoff, upper))
+        ).one()
+        older = sa.select(sa.func.count()).where(_EVENTS.c.occurred_at < cutoff, _EVENTS.c.id > upper)
+        held = conn.scalar(older) or 0
+    return _Plan(upper, prefix, int(total), None if first is None else int(first), int(held))
+
+
+def _record_removal(engine: sa.Engine, key: bytes, cutoff: dt.datetime, plan: _Plan) -> None:
+    """Append the prune links: the prefix, and the ids above it that go too."""
+    with engine.connect() as conn:
+        query = sa.select(_EVENTS.c.id).where(_window(cutoff, plan.upper, plan.prefix)).order_by(_EVENTS.c.id)
+        above = [int(event_id) for event_id in conn.scalars(query)]
+    sealing.append_prune(
+        engine, key, first_id=plan.first, last_id=plan.prefix, count=plan.total, cutoff=cutoff, removed=above
+    )
+
+
+def _archive_line(row: c.Mapping[t.Any, t.Any]) -> str:
+    data = dict(row)
+    data["occurred_at"] = row["occurred_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_archive(
+    engine: sa.Engine, path: str | os.PathLike[str], where: sa.ColumnElement[bool], batch: int
+) -> int:
+    """Write the events matching ``where`` to a new gzip JSON-lines file, then read it back.
+
+    The file appears under its name only once it has been synced and re-read with the same
+    ids in the same order; an existing file is never overwritten.
+
+    :raises AuditError: the file exists, or did not read back as written.
+    """
+    target = pathlib.Path(path)
+    if target.exists():
+        raise AuditError(f"The archive {target} already exists: prune never overwrites an archive.")
+    partial = target.with_name(target.name + ".partial")
+    written: list[int] = []
+    with open(partial, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb") as zipped, io.TextIOWrapper(zipped, "utf-8") as out:
+            last: int | None = None
+            while True:
+                query = sa.select(_EVENTS).where(where)
+                if last is not None:
+                    query = query.where(_EVENTS.c.id > last)
+                with engine.connect() as conn:
+                    rows = conn.execute(query.order_by(_EVENTS.c.id).limit(batch)).all()
+                if not rows:
+                    break
+                for row in rows:
+                    out.write(_archive_line(row._mapping) + "\n")
+                    written.append(int(row.id))
+                last = written[-1]
+        raw.flush()
+        os.fsync(raw.fileno())
+    with gzip.open(partial, "rt", encoding="utf-8") as back:
+        read = [json.loads(line)["id"] for line in back]
+    if read != written:
+        partial.unlink()
+        raise AuditError(
+            f"The archive {target} did not read back as written ({len(read)} of {len(written)} events):"
+            " nothing was deleted."
+        )
+    os.replace(partial, target)
+    return len(written)
+
+
+def _delete(
+    engine: sa.Engine, cutoff: dt.datetime, upper: int, batch: int, total: int, progress: Progress | None
+) -> int:
+    """Delete in id ranges of ``batch`` rows, each in its own short transaction."""
+    done, last = 0, None
+    while True:
+        window = _window(cutoff, upper, last)
+        with engine.begin() as conn:
+            edge = sa.select(_EVENTS.c.id).where(window).order_by(_EVENTS.c.id).offset(batch - 1).limit(1)
+            high = conn.scalar(edge)
+            batch_window = window if high is None else sa.and_(window, _EVENTS.c.id <= high)
+            done += conn.execute(sa.delete(_EVENTS).where(batch_window)).rowcount
+        if progress is not None:
+            progress(done, total)
+        if high is None:
+            return done
+        last = int(high)
+
+
+def prune(
+    engine: sa.Engine,
+    config: AuditConfig,
+    *,
+    days: int | None = None,
+    dry_run: bool = False,
+    archive: str | os.PathLike[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
+    audit: Recorder | None = None,
+) -> PruneResult:
+    """Delete the events older than ``days`` (default ``AUDIT_RETENTION_DAYS``); see the module.
+
+    :param archive: write the events to this gzip JSON-lines file and check it first.
+    :param audit: record ``audit.pruned`` through it (needs an app context); the CLI
+        passes the app's instance, so the system actor is recorded.
+    :raises ValueError: ``days`` inside the window, a bad batch size, ``archive`` with
+        ``dry_run``.
+    :raises AuditConfigError: the trail is sealed but ``AUDIT_SEAL_KEY`` is not set.
+    :raises AuditError: the archive could not be written, or the table changed under it.
+    """
+    days = check_days(config.retention_days if days is None else days, config.retention_days)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive whole number, not {batch_size!r}.")
+    if archive is not None and dry_run:
+        raise ValueError("An archive holds what prune deletes: it cannot be combined with a dry run.")
+    if archive is not None and os.path.exists(archive):
+        raise AuditError(f"The archive {archive} already exists: prune never overwrites an archive.")
+    cutoff = cutoff_for(days, now)
+    with engine.connect() as conn:
+        sealed_before = sealing.last_sealed_id(conn) is not None
+    if sealed_before and not config.seal_key and not dry_run:
+        raise AuditConfigError(
+            "The audit trail is sealed, so prune must record what it removes in the seal chain:"
+            " set AUDIT_SEAL_KEY to the key the seals were made with."
+        )
+    chained = sealed_before or config.seal_key is not None
+    if chained and config.seal_key is not None and not dry_run:
+        sealing.seal(engine, config.seal_key)
+    plan = _plan(engine, cutoff, chained, assume_sealed=dry_run and config.seal_key is not None)
+    result = PruneResult(cutoff, days, plan.total, dry_run, plan.upper, plan.held, False, None)
+    if dry_run:
+        return result
+    archived = None
+    if archive is not None:  # even when empty: a scheduled run always leaves its file
+        archived = write_archive(engine, archive, _window(cutoff, plan.upper), batch_size)
+        result = dataclasses.replace(result, archive=os.fspath(archive))
+    if plan.total:
+        if chained:
+            _record_removal(
+                engine, sealing.require_key(config.seal_key, "prune a sealed trail"), cutoff, plan
+            )
+            result = dataclasses.replace(result, sealed=True)
+        deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress)
+        result = dataclasses.replace(result, count=deleted)
+        if archived is not None and archived != deleted:
+            raise AuditError(
+                f"Pruned {deleted} events but the archive holds {archived}: another process changed"
+                " audit_event while prune ran. Both are kept; check the archive."
+            )
+    if audit is not None:
+        _record(audit, result)
+    return result
+
+
+def _record(audit: Recorder, result: PruneResult) -> None:
+    when = result.cutoff.strftime("%Y-%m-%d %H:%M:%S UTC")
+    details = {
+        "cutoff": result.cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "days": result.days,
+        "count": result.count,
+        "up_to_id": result.upper if result.count else None,
+        "archive": result.archive,
+    }
+    audit.record(
+        "audit.pruned", activity=f"Pruned {result.count} audit events older than {when}", details=details
+    )

@@ -1,0 +1,238 @@
+"""Tamper evidence: HMAC-chained seals over ranges of committed events.
+
+The triggers stop the app; they do not stop the database owner. Seals do not stop anyone
+either, but they make a change visible: ``AUDIT_SEAL_KEY`` lives outside the database, so
+whoever can rewrite ``audit_event`` still cannot write a seal that matches.
+
+A seal covers the ids after the previous seal's ``last_id`` up to its own. It stores the
+Merkle root (RFC 6962 shape) of its events and a manifest: each event's id and leaf hash,
+so that :func:`~flask_audit.integrity.verification.verify` names the first bad event and what happened
+to it, not just the range. Its ``hmac`` signs its fields and the previous link's ``hmac``
+(CloudTrail's digest chain). A ``prune`` link records which events were removed on purpose
+(every id up to its ``last_id``, and the ids its manifest lists), so what remains still
+verifies and any other deletion still shows.
+
+What is hashed (the canonical form, leaves, Merkle root, manifest) is in
+:mod:`flask_audit.integrity.canonical`; when to seal on its own is in :mod:`flask_audit.integrity.autoseal`;
+checking the chain is in :mod:`flask_audit.integrity.verification`.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac as hmac_
+import typing as t
+
+import sqlalchemy as sa
+
+from ..exceptions import AuditConfigError
+from ..exceptions import AuditError
+from ..store.models import audit_event_table
+from ..store.models import audit_seal_table
+from .canonical import iso_utc
+from .canonical import leaf_hash
+from .canonical import merkle_root
+from .canonical import pack_manifest
+from .canonical import Row
+
+GENESIS = "0" * 64
+MAX_SEAL_EVENTS = 10_000
+PRUNE_IDS_PER_LINK = 100_000
+_FORMAT = "flask-audit-seal/1"
+_EVENTS = audit_event_table
+_SEALS = audit_seal_table
+
+
+def require_key(key: bytes | None, action: str) -> bytes:
+    """``key``, or a clear error saying that ``action`` needs ``AUDIT_SEAL_KEY``."""
+    if not key:
+        raise AuditConfigError(
+            f"Cannot {action}: AUDIT_SEAL_KEY is not set. Set it to a long random secret kept"
+            " outside the database (the same key for every run)."
+        )
+    return key
+
+
+# -- the chain ----------------------------------------------------------------------
+
+
+def sign(key: bytes, link: Row) -> str:
+    """A link's HMAC over its fields and ``prev_hmac``; verification recomputes it the same way."""
+    fields = (
+        _FORMAT,
+        link["kind"],
+        iso_utc(link["sealed_at"]),
+        link["first_id"],
+        link["last_id"],
+        link["event_count"],
+        iso_utc(link["cutoff"]),
+        link["merkle_root"],
+        hashlib.sha256(link["manifest"]).hexdigest(),
+        link["prev_hmac"],
+    )
+    message = "\n".join("" if field is None else str(field) for field in fields)
+    return hmac_.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _head(conn: sa.Connection) -> tuple[str, int]:
+    """The newest link's HMAC and the highest sealed id (``GENESIS`` and 0 on a new chain)."""
+    newest = sa.select(_SEALS.c.hmac).order_by(_SEALS.c.id.desc()).limit(1).scalar_subquery()
+    sealed = sa.select(sa.func.max(_SEALS.c.last_id)).where(_SEALS.c.kind == "seal").scalar_subquery()
+    head, last = conn.execute(sa.select(newest, sealed)).one()  # one statement: one snapshot
+    return head or GENESIS, int(last or 0)
+
+
+def last_sealed_id(conn: sa.Connection) -> int | None:
+    """The highest id covered by a seal; ``None`` when nothing was ever sealed."""
+    head, sealed = _head(conn)
+    return sealed if head != GENESIS else None
+
+
+def _append(engine: sa.Engine, key: bytes, link: dict[str, t.Any], expect_sealed: int | None) -> str:
+    """Insert one link after the current head and return its HMAC.
+
+    ``prev_hmac`` is unique, so of two writers extending the same head one fails and
+    tries again on the new head. A seal (``expect_sealed`` given) instead gives up, with
+    ``""``, once another run has moved the sealed range: its events need reading again.
+    """
+    for _ in range(20):
+        with engine.connect() as conn:
+            head, sealed = _head(conn)
+        if expect_sealed is not None and sealed != expect_sealed:
+            return ""
+        link.update(prev_hmac=head, sealed_at=dt.datetime.now(dt.timezone.utc))
+        link["hmac"] = sign(key, link)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.insert(_SEALS), link)
+            return t.cast(str, link["hmac"])
+        except sa.exc.IntegrityError:
+            continue
+    raise AuditError("Could not extend the seal chain: other writers kept extending it; try again.")
+
+
+def append_prune(
+    engine: sa.Engine,
+    key: bytes,
+    *,
+    first_id: int | None,
+    last_id: int,
+    count: int,
+    cutoff: dt.datetime,
+    removed: c.Sequence[int] = (),
+) -> list[str]:
+    """Record, before deleting, that ``count`` events are pruned: every id up to ``last_id``
+    and the ``removed`` ids above it (old events that sat behind a younger one).
+
+    The ids above ``last_id`` go into the manifest, at most :data:`PRUNE_IDS_PER_LINK` per
+    link; the first link also counts the prefix. Returns the new links' HMACs.
+    """
+    hmacs = []
+    for start in range(0, max(len(removed), 1), PRUNE_IDS_PER_LINK):
+        chunk = removed[start : start + PRUNE_IDS_PER_LINK]
+        link = {
+            "kind": "prune",
+            "first_id": first_id,
+            "last_id": last_id,
+            "event_count": len(chunk) + (count - len(removed) if start == 0 else 0),
+            "cutoff": cutoff,
+            "merkle_root": "",
+            "manifest": pack_manifest(chunk),
+        }
+        hmacs.append(_append(engine, key, link, None))
+    return hmacs
+
+
+def committed_bound(engine: sa.Engine, lock_timeout: float = 10.0) -> int | None:
+    """The highest id below which every event has committed: what a seal may cover.
+
+    Ids are handed out before commit, so on PostgreSQL and MariaDB a transaction holding id
+    10 can still be open when id 11 has committed; sealing up to 11 would leave 10 out for
+    good. A brief ``LOCK TABLE audit_event IN SHARE MODE`` (PostgreSQL) or ``LOCK TABLES
+    audit_event READ`` (MariaDB, a metadata lock) waits for those inserts to commit, reads
+    the maximum and lets go at once: writers wait only while in-flight inserts finish, and
+    a waiting seal never sits inside a writer's transaction. It needs the table's DELETE
+    privilege (PostgreSQL) or LOCK TABLES (MariaDB), as prune does. On PostgreSQL the id
+    sequence must not be cached per session (``CACHE 1``, the default). SQLite has one
+    writer at a time and no such gap.
+    """
+    top = sa.select(sa.func.max(_EVENTS.c.id))
+    name = engine.dialect.name
+    try:
+        with engine.connect() as conn:
+            if name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
+                conn.exec_driver_sql(f"LOCK TABLE {_EVENTS.name} IN SHARE MODE")
+            elif name in ("mysql", "mariadb"):
+                saved = conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
+                conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {max(int(lock_timeout), 1)}")
+                try:
+                    conn.exec_driver_sql(f"LOCK TABLES {_EVENTS.name} READ")
+                    bound = conn.scalar(top)
+                finally:  # never hand a locking connection back to the pool
+                    conn.exec_driver_sql("UNLOCK TABLES")
+                    conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(t.cast(int, saved))}")
+                return None if bound is None else int(bound)
+            bound = conn.scalar(top)  # PostgreSQL: the lock ends with this transaction
+            return None if bound is None else int(bound)
+    except sa.exc.OperationalError as err:
+        raise AuditError(
+            f"Could not take the seal's upper bound within {lock_timeout:g} s: a long transaction"
+            f" is writing to {_EVENTS.name}. Try again when it has finished. ({err.orig})"
+        ) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class SealResult:
+    """What one :func:`seal` run added: links, events, the id range and the new head."""
+
+    seals: int
+    events: int
+    first_id: int | None
+    last_id: int | None
+    head: str
+
+
+def seal(
+    engine: sa.Engine, key: bytes | None, *, max_events: int = MAX_SEAL_EVENTS, lock_timeout: float = 10.0
+) -> SealResult:
+    """Seal every event committed before this call, in links of at most ``max_events``.
+
+    Reads and hashing happen outside any transaction; each link is one short insert.
+    Two runs at once are safe: the second finds the range sealed and adds what is left.
+
+    :raises AuditConfigError: no key.
+    :raises AuditError: the bound could not be taken (see :func:`committed_bound`).
+    """
+    key = require_key(key, "seal the audit trail")
+    bound = committed_bound(engine, lock_timeout)
+    seals = events = 0
+    first: int | None = None
+    last: int | None = None
+    head = GENESIS
+    while bound is not None:
+        with engine.connect() as conn:
+            head, sealed = _head(conn)
+            query = sa.select(_EVENTS).where(_EVENTS.c.id > sealed, _EVENTS.c.id <= bound)
+            rows = [row._mapping for row in conn.execute(query.order_by(_EVENTS.c.id).limit(max_events))]
+        if not rows:
+            break
+        ids = [int(row["id"]) for row in rows]
+        leaves = [leaf_hash(row) for row in rows]
+        link = {
+            "kind": "seal",
+            "first_id": ids[0],
+            "last_id": bound if len(rows) < max_events else ids[-1],
+            "event_count": len(ids),
+            "cutoff": None,
+            "merkle_root": merkle_root(leaves),
+            "manifest": pack_manifest(ids, leaves),
+        }
+        made = _append(engine, key, link, sealed)
+        if made:
+            seals, events, head, last = seals + 1, events + len(ids), made, int(t.cast(int, link["last_id"]))
+            first = ids[0] if first is None else first
+    return SealResult(seals, events, first, last, head)

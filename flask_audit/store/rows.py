@@ -1,0 +1,123 @@
+"""The column values of one event, from the caller's arguments and the current request.
+
+Building a row reads the request (actor, address, user agent, request id, team, tenant),
+classifies the event type and cleans every value; :mod:`flask_audit.store.recorder` stores it.
+"""
+
+from __future__ import annotations
+
+import collections.abc as c
+import datetime as dt
+import typing as t
+import uuid
+
+from ..config import AuditConfig
+from ..exceptions import UnknownEventTypeError
+from ..taxonomy import ACTIONS
+from ..taxonomy import EVENT_TYPES
+from ..taxonomy import OUTCOMES
+from . import context
+from .models import LENGTHS
+from .sanitize import clean_details
+from .sanitize import clean_text
+
+#: Marks "not given": ``None`` is a meaningful value for actor, team and tenant.
+CURRENT: t.Any = type("CURRENT", (), {"__repr__": lambda self: "CURRENT"})()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _classify(
+    event_type: str, entity: str | None, action: str | None, outcome: str | None, activity: str | None
+) -> tuple[str, str, str, str]:
+    kind = EVENT_TYPES.get(event_type)
+    if kind is None and (entity is None or action is None):
+        raise UnknownEventTypeError(
+            f"Unknown event type {event_type!r}: pass entity= and action= to record a custom type,"
+            f" or use one of the documented types such as 'role.updated'."
+        )
+    entity = entity or t.cast(str, kind and kind.entity)
+    action = action or t.cast(str, kind and kind.action)
+    outcome = outcome or (kind.outcome if kind else "success")
+    if action not in ACTIONS:
+        raise UnknownEventTypeError(f"Unknown action {action!r}: use one of {', '.join(ACTIONS)}.")
+    if outcome not in OUTCOMES:
+        raise UnknownEventTypeError(f"Unknown outcome {outcome!r}: use 'success' or 'failure'.")
+    return entity, action, outcome, activity or (kind.activity if kind else event_type)
+
+
+def build_row(
+    config: AuditConfig,
+    event_type: str,
+    *,
+    activity: str | None = None,
+    entity: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    team: t.Any = CURRENT,
+    tenant_id: t.Any = CURRENT,
+    target: tuple[str, t.Any] | None = None,
+    details: c.Mapping[str, t.Any] | None = None,
+    actor: t.Any = CURRENT,
+    actor_email: t.Any = CURRENT,
+    occurred_at: dt.datetime | None = None,
+    ip: t.Any = CURRENT,
+    user_agent: t.Any = CURRENT,
+    request_id: t.Any = CURRENT,
+) -> dict[str, t.Any]:
+    """The column values of one event: classified, completed from the request, cleaned."""
+    entity, action, outcome, activity = _classify(event_type, entity, action, outcome, activity)
+    if actor is CURRENT:
+        who = context.current_actor(config)
+    elif actor is None:
+        who = context.Actor(None, None)
+    else:
+        who = context.actor_of(actor, config)
+    row = {
+        "uid": uuid.uuid4().hex,
+        "occurred_at": occurred_at or utcnow(),
+        "tenant_id": context.current_tenant(config) if tenant_id is CURRENT else tenant_id,
+        "team": context.current_team(config) if team is CURRENT else team,
+        "event_type": event_type,
+        "entity": entity,
+        "action": action,
+        "outcome": outcome,
+        "activity": activity,
+        "actor_id": who.id,
+        "actor_email": who.email if actor_email is CURRENT else actor_email,
+        "ip": context.client_ip(config) if ip is CURRENT else ip,
+        "user_agent": context.user_agent() if user_agent is CURRENT else user_agent,
+        "request_id": context.request_id(config) if request_id is CURRENT else request_id,
+        "target_type": target[0] if target else None,
+        "target_id": target[1] if target else None,
+    }
+    for name, value in row.items():
+        if name != "occurred_at":
+            row[name] = clean_text(value, LENGTHS[name])
+    row["details"] = clean_details(dict(details or {}))
+    return row
+
+
+def enabled_row(retention_days: int) -> dict[str, t.Any]:
+    """The ``audit.enabled`` event written when the table is created: "tracking since"."""
+    return {
+        "uid": uuid.uuid4().hex,
+        "occurred_at": utcnow(),
+        "tenant_id": None,
+        "team": None,
+        "event_type": "audit.enabled",
+        "entity": EVENT_TYPES["audit.enabled"].entity,
+        "action": EVENT_TYPES["audit.enabled"].action,
+        "outcome": "success",
+        "activity": EVENT_TYPES["audit.enabled"].activity,
+        "actor_id": context.SYSTEM_ACTOR,
+        "actor_email": context.SYSTEM_ACTOR,
+        "ip": None,
+        "user_agent": None,
+        "request_id": None,
+        "target_type": None,
+        "target_id": None,
+        "details": {"retention_days": retention_days},
+    }
