@@ -31,6 +31,12 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_SEAL_KEY": None,
     "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 10 * 1024 * 1024,
     "AUDIT_TIMEZONE": "UTC",
+    # The audit writer's own engine (see flask_audit.store.engine): another URL for the
+    # same database, an SQLALCHEMY_BINDS key for an audit database of its own, and
+    # create_engine() arguments for the writer's pool.
+    "AUDIT_DATABASE_URI": None,
+    "AUDIT_BIND": None,
+    "AUDIT_ENGINE_OPTIONS": None,
     # Automatic sealing (see flask_audit.integrity.sealing): after this many events, or this many
     # seconds after an unsealed event; ``None`` turns that trigger off. Needs AUDIT_SEAL_KEY.
     "AUDIT_SEAL_EVERY_EVENTS": None,
@@ -76,6 +82,9 @@ class AuditConfig:
     seal_key: bytes | None
     export_attachment_max_bytes: int
     timezone: str
+    database_uri: str | None = None
+    bind: str | None = None
+    engine_options: c.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
     seal_every_events: int | None = None
     seal_interval_seconds: float | None = None
     export_mode: str = "inline"
@@ -150,6 +159,7 @@ def load_config(app: Flask) -> AuditConfig:
         export_attachment_max_bytes=_int(cfg, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES", 1),
         timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
         **_auto_seal(cfg),
+        **_writer_settings(cfg),
         **_export_settings(cfg),
     )
 
@@ -205,4 +215,22 @@ def _export_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
         "export_retry_delay": float(delay),
         "export_link_max_age": _int(config, "AUDIT_EXPORT_LINK_MAX_AGE", 1),
         "export_compress_above_bytes": _int(config, "AUDIT_EXPORT_COMPRESS_ABOVE_BYTES", 0),
+    }
+
+
+def _writer_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """Where and how standalone events are written: checked now, the engine made on first use."""
+    from .store.engine import options_of
+
+    uri, bind = config["AUDIT_DATABASE_URI"], config["AUDIT_BIND"]
+    if uri is not None and not isinstance(uri, str):
+        uri = uri.render_as_string(hide_password=False)  # a sqlalchemy URL object
+    if bind is not None and not isinstance(bind, str):
+        raise AuditConfigError(f"AUDIT_BIND must be a key of SQLALCHEMY_BINDS, not {bind!r}.")
+    if bind is not None and bind not in (config.get("SQLALCHEMY_BINDS") or {}):
+        raise AuditConfigError(f"AUDIT_BIND = {bind!r} is not a key of SQLALCHEMY_BINDS.")
+    return {
+        "database_uri": uri or None,
+        "bind": bind,
+        "engine_options": options_of(config["AUDIT_ENGINE_OPTIONS"]),
     }

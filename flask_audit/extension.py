@@ -16,6 +16,7 @@ from .capture import tracking
 from .config import AuditConfig
 from .config import load_config
 from .exceptions import AuditConfigError
+from .exceptions import AuditWriteError
 from .state import AuditState
 from .store import context
 from .store import recorder
@@ -48,6 +49,13 @@ def _register_tables(metadata: sa.MetaData) -> None:
             attach_trigger_ddl(each)
             if not sa.event.contains(each, "after_create", _mark_enabled):
                 sa.event.listen(each, "after_create", _mark_enabled)
+
+
+def _trail_metadata(db: SQLAlchemy, bind: str | None) -> sa.MetaData:
+    """The metadata ``db.create_all()`` creates the trail's tables from: ``AUDIT_BIND``'s, if set."""
+    if bind is None:
+        return db.metadata
+    return db._make_metadata(bind)  # get or create, as Flask-SQLAlchemy's models with a bind key do
 
 
 class Audit:
@@ -94,7 +102,7 @@ class Audit:
                 " audit.init_app(app, db=db)."
             )
         config = load_config(app)
-        _register_tables(db.metadata)
+        _register_tables(_trail_metadata(db, config.bind))
         install_orm_guard()
         recorder.install_session_hooks()
         self._states[app] = AuditState(config=config, db=db, audit=self)
@@ -161,29 +169,38 @@ class Audit:
         :param ip: the client address, for an event recorded after its request (a
             background job keeps the request's own); likewise ``user_agent`` and ``request_id``.
         :raises UnknownEventTypeError: an undocumented type without ``entity`` and ``action``.
-        :raises AuditWriteError: the database refused the event and the policy is ``"raise"``.
+        :raises AuditWriteError: the event could not be stored (the database refused it, no
+            connection was free in time, the team or tenant loader raised) and the policy is
+            ``"raise"``; under ``"spool"`` it is kept in the spool instead.
         """
         state = self._state()
-        row = rows.build_row(
-            state.config,
-            event_type,
-            activity=activity,
-            entity=entity,
-            action=action,
-            outcome=outcome,
-            team=team,
-            tenant_id=tenant_id,
-            target=target,
-            details=details,
-            actor=actor,
-            actor_email=actor_email,
-            occurred_at=occurred_at,
-            ip=ip,
-            user_agent=user_agent,
-            request_id=request_id,
-        )
         app = current_app._get_current_object()  # type: ignore[attr-defined]
-        return recorder.write(app, state.config, state.db, row, session)
+        try:
+            row = rows.build_row(
+                state.config,
+                event_type,
+                activity=activity,
+                entity=entity,
+                action=action,
+                outcome=outcome,
+                team=team,
+                tenant_id=tenant_id,
+                target=target,
+                details=details,
+                actor=actor,
+                actor_email=actor_email,
+                occurred_at=occurred_at,
+                ip=ip,
+                user_agent=user_agent,
+                request_id=request_id,
+            )
+        except rows.UnresolvedContext as err:
+            if session is not None:
+                raise AuditWriteError(
+                    f"The audit event {event_type!r} could not be recorded: {err}."
+                ) from err
+            return recorder.refuse(app, state.config, err.row, err.reason, err)
+        return recorder.write(app, state, row, session)
 
     def acting_as(self, user: t.Any) -> t.ContextManager[None]:
         """Record the events of a ``with`` block as done by ``user``, signed in or not.

@@ -1,10 +1,11 @@
 """flask_audit's blinker signals.
 
-Two kinds live here. ``event_recorded`` is sent *by* the extension after each event is
-stored (or spooled). The others are sent *by the app* for what its identity stack does
-not announce; the extension turns each into its event. Every signal is sent with the
-real app as sender (``current_app._get_current_object()``); receivers take
-``(sender, **kwargs)`` and should accept extra keyword arguments.
+Two kinds live here. ``event_recorded`` and ``write_failed`` are sent *by* the extension
+after each event is stored (or spooled), or could not be. The others are sent *by the
+app* for what its identity stack does not announce; the extension turns each into its
+event. Every signal is sent with the real app as sender
+(``current_app._get_current_object()``); receivers take ``(sender, **kwargs)`` and should
+accept extra keyword arguments.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ _signals = Namespace()
 #: Sent after an event is stored, or spooled when the database refused it.
 #: Kwargs: ``event`` (the :class:`~flask_audit.AuditEvent`), ``spooled`` (bool).
 event_recorded: NamedSignal = _signals.signal("event-recorded")
+
+#: Sent when an event could not be stored: the database refused it, no connection could be
+#: had in time, or the request's team or tenant could not be read. Kwargs: ``event`` (the
+#: unstored :class:`~flask_audit.AuditEvent`), ``reason`` (text), ``spooled`` (bool: kept in
+#: the spool; ``False`` means :class:`~flask_audit.AuditWriteError` is raised next).
+write_failed: NamedSignal = _signals.signal("write-failed")
 
 #: A sign-in was refused. Kwargs: ``email`` (what was typed), ``reason``
 #: (``"unknown_user"``, ``"bad_password"``, ...), optional ``user`` when the account exists.

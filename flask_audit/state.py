@@ -16,6 +16,8 @@ from flask import Flask
 
 from .config import AuditConfig
 from .exceptions import AuditConfigError
+from .store.engine import trail_engine
+from .store.engine import Writer
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -36,12 +38,17 @@ class AuditState:
     config: AuditConfig
     db: SQLAlchemy
     audit: Recorder
+    writer: Writer = dataclasses.field(default_factory=Writer)
 
     @property
     def engine(self) -> sa.Engine:
-        from .store.recorder import require_engine
+        """The database that holds the trail: reads, seals, prune, export, replay."""
+        return trail_engine(self.db, self.config)
 
-        return require_engine(self.db)
+    @property
+    def writer_engine(self) -> sa.Engine:
+        """The pool of the audit writer's own that standalone events are committed through."""
+        return self.writer.engine(self.db, self.config)
 
 
 def audit_state(app: Flask | None = None) -> AuditState:

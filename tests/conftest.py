@@ -22,6 +22,8 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_audit import Audit
 from flask_audit import AuditEvent
+from flask_audit.state import audit_state
+from flask_audit.state import AuditState
 
 from .apps import create_app
 
@@ -133,10 +135,12 @@ def make_app(db_url: str, tmp_path: t.Any) -> c.Iterator[MakeApp]:
         with app.app_context():
             database = db(app)
             database.session.remove()
+            writer_of(app).writer.dispose()
             try:
                 database.drop_all()
             finally:
-                database.engine.dispose()
+                for engine in database.engines.values():
+                    engine.dispose()
 
 
 @pytest.fixture
@@ -178,6 +182,11 @@ def signed_in_client(app: Flask, user_id: int | None = None) -> FlaskClient:
 
 def audit_of(app: Flask) -> Audit:
     return t.cast(Audit, app.extensions["audit"])
+
+
+def writer_of(app: Flask) -> AuditState:
+    """The app's audit state, whose ``writer_engine`` commits standalone events."""
+    return audit_state(app)
 
 
 def stored(app: Flask, *, include_enabled: bool = False) -> list[AuditEvent]:

@@ -16,7 +16,6 @@ from flask import has_app_context
 from flask import has_request_context
 from flask import session
 
-from ..exceptions import AuditWriteError
 from ..state import current_audit
 from ..state import Recorder
 from .names import describe_user
@@ -48,21 +47,25 @@ def _audit(app: Flask) -> Recorder:
 
 
 def record_sign_in(app: Flask, user: t.Any, **fields: t.Any) -> None:
-    """Record ``user.login``; if the event cannot be stored, the sign-in does not stand.
+    """Record ``user.login``; if the event cannot be stored, the sign-in does not stand."""
+    _audit(app).record("user.login", actor=user, **fields)
+
+
+def _take_back_sign_in(app: Flask, event: t.Any = None, spooled: bool = True, **extra: t.Any) -> None:
+    """A ``user.login`` that could not be stored, nor spooled: sign the browser out again.
 
     Flask saves the session even for an error response, so under ``AUDIT_ON_WRITE_ERROR =
     "raise"`` the browser would otherwise leave signed in (and remembered) with no event.
+    This runs wherever the write failed: at once, or when an SQLite write deferred to the
+    end of the request's transaction fails there.
     """
-    try:
-        _audit(app).record("user.login", actor=user, **fields)
-    except AuditWriteError:
-        if has_request_context():
-            for key in _SIGN_IN_KEYS:
-                session.pop(key, None)
-            login_manager = getattr(app, "login_manager", None)
-            if login_manager is not None:
-                login_manager._update_request_context_with_user()  # back to anonymous
-        raise
+    if spooled or getattr(event, "event_type", None) != "user.login" or not has_request_context():
+        return
+    for key in _SIGN_IN_KEYS:
+        session.pop(key, None)
+    login_manager = getattr(app, "login_manager", None)
+    if login_manager is not None:
+        login_manager._update_request_context_with_user()  # back to anonymous
 
 
 def _on_login(app: Flask, user: t.Any = None, **extra: t.Any) -> None:
@@ -116,8 +119,10 @@ def connect(app: Flask) -> None:
     from flask_login import user_logged_out
 
     from ..signals import login_failed
+    from ..signals import write_failed
 
     user_logged_in.connect(_on_login, sender=app)
     user_loaded_from_cookie.connect(_on_cookie, sender=app)
     user_logged_out.connect(_on_logout, sender=app)
     login_failed.connect(_on_login_failed, sender=app)
+    write_failed.connect(_take_back_sign_in, sender=app)

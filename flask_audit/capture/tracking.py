@@ -17,9 +17,11 @@ import sqlalchemy.orm as sa_orm
 from flask import current_app
 from flask import has_app_context
 
+from ..exceptions import AuditWriteError
 from ..exceptions import TrackedBulkStatementError
 from ..store import recorder
 from ..store.rows import build_row
+from ..store.rows import UnresolvedContext
 from ..taxonomy import EVENT_TYPES
 from .names import nice
 
@@ -138,7 +140,10 @@ def _after_flush(session: sa_orm.Session, flush_context: t.Any) -> None:
         for obj in objects:
             spec = _spec_for(specs, type(obj))
             if spec is not None and (verb != "updated" or session.is_modified(obj)):
-                rows.extend(_rows_for(spec, obj, verb, config))
+                try:
+                    rows.extend(_rows_for(spec, obj, verb, config))
+                except UnresolvedContext as err:  # no change commits without its event
+                    raise AuditWriteError(f"The change could not be recorded: {err}.") from err
     if rows:
         recorder.write_in_flush(current_app._get_current_object(), session, rows)  # type: ignore[attr-defined]
 

@@ -15,10 +15,13 @@ import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
 from flask import Flask
 
+if t.TYPE_CHECKING:
+    from ..state import AuditState
+
 from ..config import AuditConfig
-from ..exceptions import AuditConfigError
 from ..exceptions import AuditWriteError
 from ..signals import event_recorded
+from ..signals import write_failed
 from . import spool
 from .models import audit_event_table
 from .models import AuditEvent
@@ -56,12 +59,12 @@ def _mark_stored(event: AuditEvent, event_id: int) -> None:
 
 def write(
     app: Flask,
-    config: AuditConfig,
-    db: t.Any,
+    state: AuditState,
     row: dict[str, t.Any],
     session: sa_orm.Session | sa_orm.scoped_session[t.Any] | None,
 ) -> AuditEvent:
     """Store ``row`` in its own transaction, or add it to ``session`` to share its fate."""
+    config = state.config
     if not config.enabled:
         return _as_event(row, None)
     if session is not None:
@@ -70,8 +73,8 @@ def write(
         event = _as_event(row, None)
         session.info.setdefault(_QUEUED, []).append((app, event, row))
         return event
-    engine = require_engine(db)
-    writer = _sqlite_writer(db, engine)
+    engine = state.writer_engine
+    writer = _sqlite_writer(state.db, engine)
     if writer is not None:
         # SQLite has one writer at a time and this request's session holds the lock: a
         # second connection would wait for it forever. Write right after it lets go,
@@ -125,27 +128,54 @@ def _insert_reconnecting(engine: sa.Engine, row: dict[str, t.Any]) -> int:
 
 
 def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.Any]) -> AuditEvent:
-    """Insert one event in its own transaction, applying ``AUDIT_ON_WRITE_ERROR`` on failure."""
+    """Insert one event in its own transaction, applying ``AUDIT_ON_WRITE_ERROR`` on failure.
+
+    Any failure of the database layer counts: a driver or network error, a pool that had
+    no connection to give in time, a value the driver could not send.
+    """
     try:
         event_id = _insert_reconnecting(engine, row)
-    except sa.exc.DBAPIError as err:
-        if config.on_write_error == "raise":
-            raise AuditWriteError(
-                f"The audit event {row['event_type']!r} could not be stored: {err.orig}."
-                " Set AUDIT_ON_WRITE_ERROR = 'spool' to keep such events in a local file instead."
-            ) from err
-        spool.append(config.spool_path, row)
-        event = _as_event(row, None)
-        event_recorded.send(app, event=event, spooled=True)
-        return event
+    except sa.exc.SQLAlchemyError as err:
+        return refuse(app, config, row, str(getattr(err, "orig", None) or err), err)
     event = _as_event(row, event_id)
     event_recorded.send(app, event=event, spooled=False)
     return event
 
 
+def refuse(
+    app: Flask, config: AuditConfig, row: dict[str, t.Any], reason: str, cause: BaseException | None
+) -> AuditEvent:
+    """An event that cannot be stored now: spool it, or raise, as ``AUDIT_ON_WRITE_ERROR`` says.
+
+    ``write_failed`` goes out first either way, so that a sign-in whose event is lost can
+    be taken back before the error reaches the view.
+    """
+    spooled = config.on_write_error == "spool"
+    event = _as_event(row, None)
+    write_failed.send(app, event=event, reason=reason, spooled=spooled)
+    if not spooled:
+        raise AuditWriteError(
+            f"The audit event {row['event_type']!r} could not be stored: {reason}."
+            " Set AUDIT_ON_WRITE_ERROR = 'spool' to keep such events in a local file instead."
+        ) from cause
+    spool.append(config.spool_path, row)
+    event_recorded.send(app, event=event, spooled=True)
+    return event
+
+
+def _trail_connection(app: Flask, session: sa_orm.Session) -> sa.Connection:
+    """The session's connection to the database of the trail (``AUDIT_BIND``'s, if set)."""
+    from ..state import audit_state
+
+    state = audit_state(app)
+    if state.config.bind is None:
+        return session.connection()
+    return session.connection(bind_arguments={"bind": state.engine})
+
+
 def write_in_flush(app: Flask, session: sa_orm.Session, rows: list[dict[str, t.Any]]) -> None:
     """Insert tracked-change events on the flushing session's connection: one transaction."""
-    conn = session.connection()
+    conn = _trail_connection(app, session)
     pending = session.info.setdefault(_PENDING, [])
     for row in rows:
         pending.append((app, _as_event(row, _insert_one(conn, row))))
@@ -181,7 +211,7 @@ def _insert_queued(session: sa_orm.Session) -> None:
     queued = session.info.pop(_QUEUED, None)
     if not queued:
         return
-    conn = session.connection()
+    conn = _trail_connection(queued[0][0], session)
     rows = [row for _app, _event, row in queued]
     table = audit_event_table
     result = conn.execute(_INSERT.returning(table.c.uid, table.c.id), rows)
@@ -218,14 +248,3 @@ def install_session_hooks() -> None:
         sa.event.listen(sa_orm.Session, "after_transaction_end", _store_deferred)
         sa.event.listen(sa_orm.Session, "after_flush", _mark_write)
         sa.event.listen(sa_orm.Session, "do_orm_execute", _mark_dml)
-
-
-def require_engine(db: t.Any) -> sa.Engine:
-    """The app's default engine, with an actionable error when Flask-SQLAlchemy is not set up."""
-    try:
-        return t.cast(sa.Engine, db.engine)
-    except (KeyError, RuntimeError) as err:
-        raise AuditConfigError(
-            "flask_audit could not get the app's database engine: call db.init_app(app)"
-            " (Flask-SQLAlchemy) on this app and set SQLALCHEMY_DATABASE_URI."
-        ) from err

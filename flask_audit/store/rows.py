@@ -25,6 +25,19 @@ from .sanitize import clean_text
 CURRENT: t.Any = type("CURRENT", (), {"__repr__": lambda self: "CURRENT"})()
 
 
+class UnresolvedContext(Exception):
+    """The app's team or tenant loader, or its actor e-mail callable, raised.
+
+    Carries the row built without that value, so the write policy can still spool it; an
+    event is never stored under a guessed tenant.
+    """
+
+    def __init__(self, row: dict[str, t.Any], reason: str) -> None:
+        super().__init__(reason)
+        self.row = row
+        self.reason = reason
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -69,17 +82,24 @@ def build_row(
 ) -> dict[str, t.Any]:
     """The column values of one event: classified, completed from the request, cleaned."""
     entity, action, outcome, activity = _classify(event_type, entity, action, outcome, activity)
+    problems: list[str] = []
     if actor is CURRENT:
-        who = context.current_actor(config)
+        who = _read(problems, "AUDIT_ACTOR_EMAIL", context.current_actor, config) or context.Actor(None, None)
     elif actor is None:
         who = context.Actor(None, None)
     else:
-        who = context.actor_of(actor, config)
+        who = _read(problems, "AUDIT_ACTOR_EMAIL", context.actor_of, actor, config) or context.Actor(
+            context.stable_id(actor), None
+        )
     row = {
         "uid": uuid.uuid4().hex,
         "occurred_at": occurred_at or utcnow(),
-        "tenant_id": context.current_tenant(config) if tenant_id is CURRENT else tenant_id,
-        "team": context.current_team(config) if team is CURRENT else team,
+        "tenant_id": _read(problems, "AUDIT_TENANT_LOADER", context.current_tenant, config)
+        if tenant_id is CURRENT
+        else tenant_id,
+        "team": _read(problems, "AUDIT_TEAM_LOADER", context.current_team, config)
+        if team is CURRENT
+        else team,
         "event_type": event_type,
         "entity": entity,
         "action": action,
@@ -97,7 +117,18 @@ def build_row(
         if name != "occurred_at":
             row[name] = clean_text(value, LENGTHS[name])
     row["details"] = clean_details(dict(details or {}))
+    if problems:
+        raise UnresolvedContext(row, "; ".join(problems))
     return row
+
+
+def _read(problems: list[str], setting: str, read: c.Callable[..., t.Any], *args: t.Any) -> t.Any:
+    """Call the app's callable; a failure is noted (with the setting's name), not raised here."""
+    try:
+        return read(*args)
+    except Exception as err:  # the app's code: any error at all
+        problems.append(f"{setting} raised {type(err).__name__}: {err}")
+        return None
 
 
 def enabled_row(retention_days: int) -> dict[str, t.Any]:

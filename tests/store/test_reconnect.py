@@ -20,6 +20,7 @@ from ..conftest import db
 from ..conftest import end_pooled_connection
 from ..conftest import MakeApp
 from ..conftest import stored
+from ..conftest import writer_of
 
 pytestmark = pytest.mark.backends("postgresql", "mariadb")
 
@@ -29,7 +30,7 @@ def test_record_reconnects_after_the_pooled_connection_died(
 ) -> None:
     app = make_app()
     with app.app_context():
-        end_pooled_connection(db(app).engine)
+        end_pooled_connection(writer_of(app).writer_engine)
         with record_events(app) as seen:
             event = audit_of(app).record("user.login", details={"method": "password"})
     assert event.id is not None
