@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac as hmac_
+import time
 import typing as t
 
 import sqlalchemy as sa
@@ -146,43 +147,107 @@ def append_prune(
     return hmacs
 
 
-def committed_bound(engine: sa.Engine, lock_timeout: float = 10.0) -> int | None:
+#: PostgreSQL: the transactions inserting into ``audit_event`` now, and which of them remain.
+#: Every INSERT holds ROW EXCLUSIVE on the table from before its id is drawn until it ends.
+_PG_WRITERS = (
+    "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE locktype = 'relation'"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND relation = CAST(:table AS regclass) AND mode = 'RowExclusiveLock' AND granted"
+    " AND pid <> pg_backend_pid()"
+)
+_PG_STILL_OPEN = "SELECT DISTINCT virtualtransaction FROM pg_locks WHERE virtualtransaction IN :open"
+POLL_SECONDS = 0.02
+#: MariaDB: ids read (and share-locked) per statement while waiting for uncommitted rows.
+LOCK_CHUNK = 10_000
+
+
+def committed_bound(
+    engine: sa.Engine, timeout: float = 10.0, on_wait: c.Callable[[], None] | None = None
+) -> int | None:
     """The highest id below which every event has committed: what a seal may cover.
 
     Ids are handed out before commit, so on PostgreSQL and MariaDB a transaction holding id
     10 can still be open when id 11 has committed; sealing up to 11 would leave 10 out for
-    good. A brief ``LOCK TABLE audit_event IN SHARE MODE`` (PostgreSQL) or ``LOCK TABLES
-    audit_event READ`` (MariaDB, a metadata lock) waits for those inserts to commit, reads
-    the maximum and lets go at once: writers wait only while in-flight inserts finish, and
-    a waiting seal never sits inside a writer's transaction. It needs the table's DELETE
-    privilege (PostgreSQL) or LOCK TABLES (MariaDB), as prune does. On PostgreSQL the id
-    sequence must not be cached per session (``CACHE 1``, the default). SQLite has one
-    writer at a time and no such gap.
+    good. The bound is the highest committed id, read first; then the seal waits for every
+    insert that may hold an id below it, without a lock that writers could queue behind:
+
+    - PostgreSQL: until each transaction that held ROW EXCLUSIVE on the table at that moment
+      has ended (read from ``pg_locks``; no lock is taken);
+    - MariaDB: a READ COMMITTED share-locking read of the unsealed ids up to the bound waits
+      on exactly the uncommitted rows among them; rows above the bound, where new events
+      go, are never locked;
+    - SQLite has one writer at a time and no such gap.
+
+    :param on_wait: called once if the bound has to wait for open transactions.
+    :raises AuditError: they were still open after ``timeout`` seconds.
     """
-    top = sa.select(sa.func.max(_EVENTS.c.id))
-    name = engine.dialect.name
-    try:
-        with engine.connect() as conn:
-            if name == "postgresql":
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'")
-                conn.exec_driver_sql(f"LOCK TABLE {_EVENTS.name} IN SHARE MODE")
-            elif name in ("mysql", "mariadb"):
-                saved = conn.exec_driver_sql("SELECT @@SESSION.lock_wait_timeout").scalar()
-                conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {max(int(lock_timeout), 1)}")
-                try:
-                    conn.exec_driver_sql(f"LOCK TABLES {_EVENTS.name} READ")
-                    bound = conn.scalar(top)
-                finally:  # never hand a locking connection back to the pool
-                    conn.exec_driver_sql("UNLOCK TABLES")
-                    conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {int(t.cast(int, saved))}")
-                return None if bound is None else int(bound)
-            bound = conn.scalar(top)  # PostgreSQL: the lock ends with this transaction
-            return None if bound is None else int(bound)
-    except sa.exc.OperationalError as err:
-        raise AuditError(
-            f"Could not take the seal's upper bound within {lock_timeout:g} s: a long transaction"
-            f" is writing to {_EVENTS.name}. Try again when it has finished. ({err.orig})"
-        ) from err
+    with engine.connect() as conn:
+        bound = conn.scalar(sa.select(sa.func.max(_EVENTS.c.id)))
+        conn.rollback()
+        if bound is not None and engine.dialect.name == "postgresql":
+            _wait_for_pg_writers(conn, timeout, on_wait)
+        elif bound is not None and engine.dialect.name in ("mysql", "mariadb"):
+            _wait_for_innodb_rows(conn, int(bound), timeout, on_wait)
+    return None if bound is None else int(bound)
+
+
+def _still_open_error(timeout: float) -> AuditError:
+    return AuditError(
+        f"Could not take the seal's upper bound within {timeout:g} s: a transaction that writes"
+        f" to {_EVENTS.name} is still open. Writers are not held up; try again when it has finished."
+    )
+
+
+def _wait_for_pg_writers(conn: sa.Connection, timeout: float, on_wait: c.Callable[[], None] | None) -> None:
+    still_open = sa.text(_PG_STILL_OPEN).bindparams(sa.bindparam("open", expanding=True))
+    waiting = set(conn.scalars(sa.text(_PG_WRITERS), {"table": _EVENTS.name}))
+    deadline = time.monotonic() + timeout
+    while waiting:
+        conn.rollback()
+        if on_wait is not None:
+            on_wait()
+            on_wait = None
+        if time.monotonic() > deadline:
+            raise _still_open_error(timeout)
+        time.sleep(POLL_SECONDS)
+        waiting = set(conn.scalars(still_open, {"open": sorted(waiting)}))
+    conn.rollback()
+
+
+def _wait_for_innodb_rows(
+    conn: sa.Connection, bound: int, timeout: float, on_wait: c.Callable[[], None] | None
+) -> None:
+    # InnoDB's own lists (INNODB_TRX) are a cache that stays stale while anyone polls it, so
+    # the wait is a locking read instead: it meets each uncommitted row and waits for it.
+    conn = conn.execution_options(isolation_level="READ COMMITTED")
+    start = _head(conn)[1]
+    conn.rollback()
+    wait = max(int(-(-timeout // 1)), 1)  # InnoDB counts whole seconds
+    while start < bound:
+        ids = (
+            f"SELECT id FROM {_EVENTS.name} WHERE id > {int(start)} AND id <= {int(bound)}"
+            f" ORDER BY id LIMIT {LOCK_CHUNK} LOCK IN SHARE MODE"
+        )
+        try:
+            found = list(conn.exec_driver_sql(ids + " NOWAIT").scalars())
+        except sa.exc.OperationalError:
+            conn.rollback()
+            if on_wait is not None:
+                on_wait()
+                on_wait = None
+            try:
+                found = list(
+                    conn.exec_driver_sql(
+                        f"SET STATEMENT innodb_lock_wait_timeout = {wait} FOR {ids}"
+                    ).scalars()
+                )
+            except sa.exc.OperationalError as err:
+                conn.rollback()
+                raise _still_open_error(timeout) from err
+        conn.rollback()  # the share locks end here, chunk by chunk
+        if len(found) < LOCK_CHUNK:
+            return
+        start = int(found[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +262,12 @@ class SealResult:
 
 
 def seal(
-    engine: sa.Engine, key: bytes | None, *, max_events: int = MAX_SEAL_EVENTS, lock_timeout: float = 10.0
+    engine: sa.Engine,
+    key: bytes | None,
+    *,
+    max_events: int = MAX_SEAL_EVENTS,
+    timeout: float = 10.0,
+    on_wait: c.Callable[[], None] | None = None,
 ) -> SealResult:
     """Seal every event committed before this call, in links of at most ``max_events``.
 
@@ -208,7 +278,7 @@ def seal(
     :raises AuditError: the bound could not be taken (see :func:`committed_bound`).
     """
     key = require_key(key, "seal the audit trail")
-    bound = committed_bound(engine, lock_timeout)
+    bound = committed_bound(engine, timeout, on_wait)
     seals = events = 0
     first: int | None = None
     last: int | None = None

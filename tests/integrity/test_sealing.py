@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import typing as t
 
 import pytest
@@ -9,6 +8,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_audit import AuditConfigError
+from flask_audit import AuditError
 from flask_audit import SealMismatchError
 from flask_audit.integrity import sealing
 from flask_audit.integrity import verification
@@ -89,11 +89,13 @@ def test_concurrent_seal_runs_extend_one_chain(app: Flask) -> None:
 
 
 @pytest.mark.backends("postgresql", "mariadb")
-def test_seal_waits_for_an_insert_still_in_flight(app: Flask, backend: str) -> None:
-    """Id 2 is taken by an open transaction when id 3 commits: the seal must not leave 2 out."""
+def test_seal_waits_for_an_insert_still_in_flight(app: Flask) -> None:
+    """Id 2 is taken by an open transaction when id 3 commits: the seal must not leave 2 out,
+    and while it waits, writers go on: the seal holds no lock they could queue behind."""
     engine = engine_of(app)
     results: list[sealing.SealResult] = []
-    sealer = threading.Thread(target=lambda: results.append(seal(app)))
+    waiting = threading.Event()
+    sealer = threading.Thread(target=lambda: results.append(seal(app, on_wait=waiting.set)))
     with engine.connect() as slow:  # closed whatever happens: an open one would block teardown
         transaction = slow.begin()
         try:
@@ -102,14 +104,32 @@ def test_seal_waits_for_an_insert_still_in_flight(app: Flask, backend: str) -> N
             [fast_id] = record(app)
             assert fast_id > slow_id
             sealer.start()
-            _wait_for_lock_wait(engine, backend)
+            assert waiting.wait(20), "the seal never waited for the open transaction"
+            [later_id] = record(app)  # a writer while the seal waits
+            assert sealer.is_alive(), "the seal stopped waiting before the open transaction ended"
         finally:
             transaction.commit()
     sealer.join(30)
     assert results[0].last_id == fast_id
     assert results[0].events == 3
     report = verify(app)
-    assert (report.ok, report.unsealed) == (True, 0)
+    assert (report.ok, report.unsealed) == (True, 1)
+    assert later_id > fast_id
+
+
+@pytest.mark.backends("postgresql", "mariadb")
+def test_a_seal_gives_up_on_a_transaction_that_stays_open(app: Flask) -> None:
+    engine = engine_of(app)
+    [done] = record(app)
+    with engine.connect() as slow:
+        transaction = slow.begin()
+        try:
+            slow.execute(sa.insert(EVENTS), _row(app))
+            with pytest.raises(AuditError, match="a transaction that writes to audit_event is still open"):
+                seal(app, timeout=0.3)
+        finally:
+            transaction.rollback()
+    assert seal(app).last_id == done
 
 
 def _row(app: Flask) -> dict[str, t.Any]:
@@ -117,25 +137,6 @@ def _row(app: Flask) -> dict[str, t.Any]:
 
     with app.app_context():
         return build_row(audit_of(app).config, "team.created")
-
-
-def _wait_for_lock_wait(engine: sa.Engine, backend: str) -> None:
-    if backend == "postgresql":
-        query = (
-            "SELECT count(*) FROM pg_locks JOIN pg_class ON pg_class.oid = pg_locks.relation"
-            " WHERE relname = 'audit_event' AND NOT granted"
-        )
-    else:
-        query = (
-            "SELECT count(*) FROM information_schema.processlist"
-            " WHERE state LIKE :waiting AND db = DATABASE()"
-        )
-    deadline = time.monotonic() + 20
-    with engine.connect() as conn:
-        while conn.execute(sa.text(query), {"waiting": "Waiting for table metadata lock%"}).scalar() == 0:
-            assert time.monotonic() < deadline, "the seal never waited for the open transaction"
-            time.sleep(0.01)
-            conn.rollback()
 
 
 # -- every kind of damage --------------------------------------------------------------------
