@@ -31,6 +31,7 @@ from flask_sqlalchemy import SQLAlchemy
 import flask_audit
 
 PG_URL = os.environ.get("FLASK_AUDIT_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("FLASK_AUDIT_MYSQL_URL", "mariadb+pymysql://root@127.0.0.1:3306/test")
 DATABASES = ("sqlite", "postgresql")
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 REMOTE_ADDR = "203.0.113.7"
@@ -128,12 +129,13 @@ def run_each(choice: str, run: c.Callable[[str], dict[str, t.Any]]) -> dict[str,
 
 @contextlib.contextmanager
 def fresh_database(kind: str) -> c.Iterator[str]:
-    """The URL of a new, empty database of ``kind``; removed afterwards."""
+    """The URL of a new, empty database of ``kind`` (sqlite, postgresql, mariadb); removed afterwards."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory(prefix="fa_bench_") as tmp:
             yield f"sqlite:///{os.path.join(tmp, 'bench.db')}"
         return
-    admin_url = sa.make_url(PG_URL)
+    admin_url = sa.make_url(MYSQL_URL if kind == "mariadb" else PG_URL)
+    force = " WITH (FORCE)" if kind == "postgresql" else ""
     name = f"fa_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
@@ -143,7 +145,7 @@ def fresh_database(kind: str) -> c.Iterator[str]:
             yield admin_url.set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
     finally:
         admin.dispose()
 
