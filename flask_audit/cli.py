@@ -21,6 +21,7 @@ from .query.filters import AuditFilter
 from .state import audit_state
 from .state import AuditState
 from .state import current_audit
+from .store import folding
 from .store import spool
 from .store.immutability import create_triggers
 
@@ -107,6 +108,7 @@ def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_si
     state = _state()
     audit = state.audit
     try:
+        folding.report_due(state.engine, state.config)
         with _Progress("Pruning") as progress:
             result = retention.prune(
                 state.engine,
@@ -138,6 +140,8 @@ def seal_command() -> None:
     """Seal every committed event not sealed yet (needs AUDIT_SEAL_KEY)."""
     state = _state()
     try:
+        sealing.require_key(state.config.seal_key, "seal the audit trail")
+        folding.report_due(state.engine, state.config)  # a closed window's count goes in the seal
         result = sealing.seal(state.engine, state.config.seal_key)
     except (AuditError, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err

@@ -37,6 +37,10 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_DATABASE_URI": None,
     "AUDIT_BIND": None,
     "AUDIT_ENGINE_OPTIONS": None,
+    # Failed sign-ins from one address beyond this many within this many seconds are folded
+    # into counted events (see flask_audit.store.folding); None turns folding off.
+    "AUDIT_FAILED_LOGIN_BURST": 20,
+    "AUDIT_FAILED_LOGIN_WINDOW": 600,
     # Automatic sealing (see flask_audit.integrity.sealing): after this many events, or this many
     # seconds after an unsealed event; ``None`` turns that trigger off. Needs AUDIT_SEAL_KEY.
     "AUDIT_SEAL_EVERY_EVENTS": None,
@@ -85,6 +89,8 @@ class AuditConfig:
     database_uri: str | None = None
     bind: str | None = None
     engine_options: c.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
+    failed_login_burst: int | None = 20
+    failed_login_window: int = 600
     seal_every_events: int | None = None
     seal_interval_seconds: float | None = None
     export_mode: str = "inline"
@@ -160,6 +166,7 @@ def load_config(app: Flask) -> AuditConfig:
         timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
         **_auto_seal(cfg),
         **_writer_settings(cfg),
+        **_fold_settings(cfg),
         **_export_settings(cfg),
     )
 
@@ -233,4 +240,13 @@ def _writer_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
         "database_uri": uri or None,
         "bind": bind,
         "engine_options": options_of(config["AUDIT_ENGINE_OPTIONS"]),
+    }
+
+
+def _fold_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
+    """When failed sign-ins from one address are folded into counted events."""
+    burst = config["AUDIT_FAILED_LOGIN_BURST"]
+    return {
+        "failed_login_burst": None if burst is None else _int(config, "AUDIT_FAILED_LOGIN_BURST", 1),
+        "failed_login_window": _int(config, "AUDIT_FAILED_LOGIN_WINDOW", 1),
     }

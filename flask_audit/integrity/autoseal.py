@@ -23,6 +23,7 @@ from ..config import AuditConfig
 from ..exceptions import ImmutableAuditEventError
 from ..signals import event_recorded
 from ..state import audit_state
+from ..store.folding import report_due
 from ..store.models import AuditSeal
 from .sealing import seal
 
@@ -83,6 +84,7 @@ class AutoSealer:
             if app is not None:
                 with app.app_context():
                     state = audit_state(app)
+                    report_due(state.engine, state.config)
                     seal(state.engine, state.config.seal_key)
         except Exception:
             logger.exception("Automatic sealing failed; it runs again at the next trigger.")

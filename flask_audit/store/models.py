@@ -228,3 +228,33 @@ class ExportJob(AuditBase):
 
 
 export_job_table: sa.Table = t.cast(sa.Table, ExportJob.__table__)
+
+
+LOGIN_FOLD_TABLE_NAME = "audit_login_fold"
+
+
+class LoginFold(AuditBase):
+    """Failed sign-ins from one address counted beyond the burst (see :mod:`flask_audit.store.folding`).
+
+    Not an event: a counter, updated in place, whose counts reach ``audit_event`` as folded
+    ``user.login_failed`` events (each carrying how many attempts it stands for), so that a
+    flood stores a few rows and the counts still add up to the attempts.
+    """
+
+    __tablename__ = LOGIN_FOLD_TABLE_NAME
+
+    source: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64), primary_key=True)
+    tenant_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("tenant_id"))
+    ip: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("ip"))
+    window_start: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+    attempts: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger(), default=0)
+    unreported: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger(), default=0)
+    first_unreported_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    last_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    email: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("actor_email"))
+    user_agent: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("user_agent"))
+
+    __table_args__ = (sa.Index("ix_audit_login_fold_due", "unreported", "window_start"),)
+
+
+login_fold_table: sa.Table = t.cast(sa.Table, LoginFold.__table__)

@@ -22,6 +22,7 @@ from ..config import AuditConfig
 from ..exceptions import AuditWriteError
 from ..signals import event_recorded
 from ..signals import write_failed
+from . import folding
 from . import spool
 from .models import audit_event_table
 from .models import AuditEvent
@@ -134,7 +135,12 @@ def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.A
     no connection to give in time, a value the driver could not send.
     """
     try:
-        event_id = _insert_reconnecting(engine, row)
+        if folding.foldable(config, row):
+            event_id = folding.store_failure(app, config, engine, row)
+            if event_id is None:  # counted in its address's fold: in the trail with the fold's count
+                return _as_event(row, None)
+        else:
+            event_id = _insert_reconnecting(engine, row)
     except sa.exc.SQLAlchemyError as err:
         return refuse(app, config, row, str(getattr(err, "orig", None) or err), err)
     event = _as_event(row, event_id)

@@ -21,6 +21,10 @@ from .models import LENGTHS
 from .sanitize import clean_details
 from .sanitize import clean_text
 
+#: Shorter limits for what anyone can type into a sign-in form: an address has at most 254
+#: characters (RFC 5321), and no browser needs more of its user agent to be told apart.
+ANONYMOUS_LENGTHS = {**LENGTHS, "actor_email": 254, "user_agent": 256}
+
 #: Marks "not given": ``None`` is a meaningful value for actor, team and tenant.
 CURRENT: t.Any = type("CURRENT", (), {"__repr__": lambda self: "CURRENT"})()
 
@@ -113,10 +117,13 @@ def build_row(
         "target_type": target[0] if target else None,
         "target_id": target[1] if target else None,
     }
+    limits = ANONYMOUS_LENGTHS if event_type == "user.login_failed" else LENGTHS
     for name, value in row.items():
         if name != "occurred_at":
-            row[name] = clean_text(value, LENGTHS[name])
+            row[name] = clean_text(value, limits[name])
     row["details"] = clean_details(dict(details or {}))
+    if event_type == "user.login_failed" and isinstance(row["details"].get("email"), str):
+        row["details"]["email"] = clean_text(row["details"]["email"], ANONYMOUS_LENGTHS["actor_email"])
     if problems:
         raise UnresolvedContext(row, "; ".join(problems))
     return row

@@ -29,7 +29,7 @@ from flask_audit.store.rows import enabled_row
 from ..conftest import db
 from ..conftest import MakeApp
 
-REVISION = "fa0004_export_job_origin"
+REVISION = "fa0005_create_audit_login_fold"
 COMPARE = {"compare_type": True, "compare_server_default": True}
 PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
 ENV_PY = """
