@@ -103,8 +103,23 @@ def _make_writer(trail: sa.Engine, config: AuditConfig) -> sa.Engine:
         raise AuditConfigError(
             f"AUDIT_ENGINE_OPTIONS or AUDIT_DATABASE_URI cannot make the audit writer's engine: {err}"
         ) from err
+    if config.database_uri is None:
+        _share_connect_listeners(trail, engine)
     _OWN.add(engine)
     return engine
+
+
+def _share_connect_listeners(app_engine: sa.Engine, writer: sa.Engine) -> None:
+    """The app's own ``connect`` listeners on the writer too: pragmas such as SQLite's
+    ``journal_mode``, ``synchronous`` or ``busy_timeout``, a session's ``search_path``.
+
+    SQLAlchemy's own listeners (the dialect's set-up) are the writer's already.
+    """
+    for listener in app_engine.pool.dispatch.connect:
+        if not getattr(listener, "__module__", "").startswith("sqlalchemy.") and not sa.event.contains(
+            writer, "connect", listener
+        ):
+            sa.event.listen(writer, "connect", listener)
 
 
 def options_of(value: t.Any) -> dict[str, t.Any]:

@@ -25,6 +25,7 @@ from ..conftest import database_name
 from ..conftest import db
 from ..conftest import MakeApp
 from ..conftest import signed_in_client
+from ..conftest import writer_of
 
 
 @pytest.fixture
@@ -88,3 +89,16 @@ def test_writer_options_that_make_no_engine_are_a_clear_error(make_app: MakeApp)
 def test_engine_options_must_be_a_mapping(db_url: str) -> None:
     with pytest.raises(AuditConfigError, match="AUDIT_ENGINE_OPTIONS must be a dict"):
         create_app(SQLALCHEMY_DATABASE_URI=db_url, AUDIT_ENGINE_OPTIONS="pool_size=1")
+
+
+def test_the_writer_runs_the_apps_own_connect_listeners(make_app: MakeApp) -> None:
+    """Pragmas set in a ``connect`` listener (WAL, ``busy_timeout``) hold for the writer too."""
+    app = make_app()
+    seen: list[object] = []
+    with app.app_context():
+        sa.event.listen(db(app).engine, "connect", lambda dbapi, record: seen.append(dbapi))
+        writer = writer_of(app).writer_engine
+        assert writer is not db(app).engine
+        with writer.connect():
+            pass
+    assert len(seen) == 1
