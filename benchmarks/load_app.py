@@ -24,6 +24,8 @@ from demo_app.models import Team
 from demo_app.models import User
 
 PASSWORD = "load-test-pass"
+#: Seals the trail when ``LOAD_TEST_SEAL_EVERY`` is set; the multi-host load verifies with it.
+SEAL_KEY = "load-test-seal-key"
 #: Cheap on purpose: scrypt's cost per sign-in would hide the extension's.
 HASH_METHOD = "pbkdf2:sha256:1000"
 
@@ -40,21 +42,26 @@ def target_email(client: int) -> str:
     return f"target{client}@load.example"
 
 
-def build(url: str, *, audit: bool, spool_path: str | None = None) -> Flask:
+def build(url: str, *, audit: bool, spool_path: str | None = None, seal_every: int | None = None) -> Flask:
     """The demo app on ``url``; every worker and the load test itself build it the same way.
 
     With ``spool_path``, events the database refuses are spooled there (``AUDIT_ON_WRITE_ERROR
-    = "spool"``) instead of failing their request.
+    = "spool"``) instead of failing their request. With ``seal_every``, the trail is sealed
+    automatically every that many events. Every failed sign-in comes from one address, so
+    folding is off: the load matches each request to its own event.
     """
     spool = {"AUDIT_ON_WRITE_ERROR": "spool", "AUDIT_SPOOL_PATH": spool_path} if spool_path else {}
+    seal = {"AUDIT_SEAL_KEY": SEAL_KEY, "AUDIT_SEAL_EVERY_EVENTS": seal_every} if seal_every else {}
     return demo_app.create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "SECRET_KEY": "load-test",
             "WTF_CSRF_ENABLED": False,
             "AUDIT_ENABLED": audit,
+            "AUDIT_FAILED_LOGIN_BURST": None,
             "MAIL_SUPPRESS_SEND": True,
             **spool,
+            **seal,
         }
     )
 
@@ -99,6 +106,7 @@ if "LOAD_TEST_DB_URL" in os.environ:
         os.environ["LOAD_TEST_DB_URL"],
         audit=os.environ.get("LOAD_TEST_AUDIT", "1") == "1",
         spool_path=os.environ.get("LOAD_TEST_SPOOL_PATH") or None,
+        seal_every=int(os.environ.get("LOAD_TEST_SEAL_EVERY") or 0) or None,
     )
 
 
