@@ -50,6 +50,8 @@ class Cluster:
     root: pathlib.Path
     port: int
     bin: pathlib.Path
+    #: Addresses the server listens on, comma-separated (another host's veth address, say).
+    listen: str = "127.0.0.1"
 
     @property
     def data(self) -> pathlib.Path:
@@ -79,7 +81,7 @@ class Cluster:
         self.run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
 
     def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=200"
+        options = f"-p {self.port} -c listen_addresses={self.listen} -k {self.root} -c max_connections=200"
         self.run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w", "start"
         )
@@ -99,16 +101,21 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def private_cluster() -> c.Iterator[Cluster]:
-    """A new server for the duration of the block; stopped and deleted afterwards."""
+def private_cluster(listen: str = "127.0.0.1", trust: c.Sequence[str] = ()) -> c.Iterator[Cluster]:
+    """A new server for the duration of the block; stopped and deleted afterwards.
+
+    ``trust``: networks (CIDR) whose clients may connect without a password, besides loopback.
+    """
     root = pathlib.Path(tempfile.mkdtemp(prefix="fa_pg_"))
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(root, owner.pw_uid, owner.pw_gid)
     root.chmod(0o700)
-    cluster = Cluster(root, _free_port(), bindir())
+    cluster = Cluster(root, _free_port(), bindir(), listen)
     try:
         cluster.init()
+        with (cluster.data / "pg_hba.conf").open("a") as hba:
+            hba.writelines(f"host all all {network} trust\n" for network in trust)
         cluster.start()
         try:
             yield cluster

@@ -63,13 +63,13 @@ def free_port() -> int:
 
 
 def send(
-    port: int, path: str, form: dict[str, str], request_id: str, cookie: str = ""
+    port: int, path: str, form: dict[str, str], request_id: str, cookie: str = "", host: str = "127.0.0.1"
 ) -> tuple[int, str, float]:
     """POST ``form`` on a new connection (sync workers close each one); status, cookie, seconds."""
     headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Request-ID": request_id}
     if cookie:
         headers["Cookie"] = cookie
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
         started = time.perf_counter()
         conn.request("POST", path, urllib.parse.urlencode(form), headers)
@@ -136,8 +136,17 @@ class Load:
     """``total`` requests from ``clients`` threads, the first ``warmup`` of them untimed; client
     ``n`` acts as admin ``n`` on its own target user and team, so each change changes something."""
 
-    def __init__(self, port: int, ids: dict[str, dict[str, int]], total: int, clients: int) -> None:
+    def __init__(
+        self,
+        port: int,
+        ids: dict[str, dict[str, int]],
+        total: int,
+        clients: int,
+        servers: c.Sequence[tuple[str, int]] = (),
+    ) -> None:
         self.port, self.ids, self.total, self.clients = port, ids, total + WARMUP, clients
+        #: (host, port) of each server; client ``n`` talks to server ``n`` modulo their number.
+        self.servers = list(servers) or [("127.0.0.1", port)]
         self.prefix = f"lt.{uuid.uuid4().hex[:8]}"
         self.counter = itertools.count()
         self.lock = threading.Lock()
@@ -166,9 +175,10 @@ class Load:
                 self.failures.append(f"client {n}: {type(err).__name__}: {err}")
 
     def drive(self, n: int) -> None:
+        host, port = self.servers[n % len(self.servers)]
         rid = f"{self.prefix}.setup.{n}"
         form = {"email": load_app.admin_email(n), "password": load_app.PASSWORD}
-        status, cookie, _ = send(self.port, "/login", form, rid)
+        status, cookie, _ = send(port, "/login", form, rid, host=host)
         if status != 302 or not cookie:
             raise RuntimeError(f"admin sign-in answered {status}")
         with self.lock:
@@ -185,7 +195,7 @@ class Load:
                 path, form = "/login", {"email": email, "password": password}
             started = time.perf_counter()
             status, _, seconds = send(
-                self.port, path, form, rid, cookie if kind in ("role", "rename") else ""
+                port, path, form, rid, cookie if kind in ("role", "rename") else "", host=host
             )
             if kind == "role" and status == STATUS[kind]:
                 role = form["role"]  # only a change that was made: the next one changes it back

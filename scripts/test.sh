@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 venv=${FLASK_AUDIT_VENV:-.venv}
 # Debian packages the tests need, installed when missing: xmlsec1 signs and checks SAML
-# messages, chromium runs the browser tests (driven by Playwright, never downloaded).
-apt_packages=(xmlsec1 chromium)
+# messages, chromium runs the browser tests (driven by Playwright, never downloaded),
+# iproute2 makes the network namespaces of the multi-host load test.
+apt_packages=(xmlsec1 chromium iproute2)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
