@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections.abc as c
 import dataclasses
 import os
+import re
 import typing as t
+import urllib.parse
 
 from flask import Flask
 from werkzeug.utils import import_string
@@ -53,6 +55,14 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_EXPORT_RETRY_DELAY": 60,
     "AUDIT_EXPORT_LINK_MAX_AGE": 7 * 24 * 3600,
     "AUDIT_EXPORT_COMPRESS_ABOVE_BYTES": 1024 * 1024,
+    # Export delivery (see flask_audit.export): queued or running jobs per admin, requests per
+    # admin per period ("<count>/<second|minute|hour|day>", None: no limit), where link-delivered
+    # files wait (None: <instance>/audit-exports), and the site's public base URL for links
+    # (None: SERVER_NAME with PREFERRED_URL_SCHEME; never the request's Host).
+    "AUDIT_EXPORT_MAX_PENDING": 3,
+    "AUDIT_EXPORT_RATE": "10/hour",
+    "AUDIT_EXPORT_DIR": None,
+    "AUDIT_EXTERNAL_URL": None,
 }
 
 UserCallable = c.Callable[[t.Any], t.Any]
@@ -98,6 +108,10 @@ class AuditConfig:
     export_retry_delay: float = 60.0
     export_link_max_age: int = 7 * 24 * 3600
     export_compress_above_bytes: int = 1024 * 1024
+    export_max_pending: int | None = 3
+    export_rate: tuple[int, int] | None = (10, 3600)
+    export_dir: str = ""
+    external_url: str | None = None
 
 
 def _callable(config: c.Mapping[str, t.Any], key: str) -> t.Any:
@@ -168,6 +182,7 @@ def load_config(app: Flask) -> AuditConfig:
         **_writer_settings(cfg),
         **_fold_settings(cfg),
         **_export_settings(cfg),
+        **_delivery_settings(cfg, app.instance_path),
     )
 
 
@@ -223,6 +238,53 @@ def _export_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:
         "export_link_max_age": _int(config, "AUDIT_EXPORT_LINK_MAX_AGE", 1),
         "export_compress_above_bytes": _int(config, "AUDIT_EXPORT_COMPRESS_ABOVE_BYTES", 0),
     }
+
+
+RATE_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+_RATE = r"\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*"
+
+
+def _delivery_settings(config: c.Mapping[str, t.Any], instance_path: str) -> dict[str, t.Any]:
+    """Per-admin export limits, the folder of stored files and the base of mailed links."""
+    pending = config["AUDIT_EXPORT_MAX_PENDING"]
+    folder = config["AUDIT_EXPORT_DIR"] or os.path.join(instance_path, "audit-exports")
+    return {
+        "export_max_pending": None if pending is None else _int(config, "AUDIT_EXPORT_MAX_PENDING", 1),
+        "export_rate": _rate(config["AUDIT_EXPORT_RATE"]),
+        "export_dir": os.fspath(folder),
+        "external_url": _external_url(config["AUDIT_EXTERNAL_URL"]),
+    }
+
+
+def _rate(value: t.Any) -> tuple[int, int] | None:
+    """``"10/hour"`` as ``(10, 3600)``: a count per period; ``None`` for no limit."""
+    if value is None:
+        return None
+    found = re.fullmatch(_RATE, value, re.ASCII | re.IGNORECASE) if isinstance(value, str) else None
+    if found is None or int(found[1]) < 1:
+        raise AuditConfigError(
+            f"AUDIT_EXPORT_RATE must be a count per second, minute, hour or day such as '10/hour',"
+            f" or None, not {value!r}."
+        )
+    return int(found[1]), RATE_PERIODS[found[2].lower()]
+
+
+def _external_url(value: t.Any) -> str | None:
+    """The site's public base URL, which links in mail start with (never a request's Host)."""
+    if value is None or value == "":
+        return None
+    try:
+        parts = urllib.parse.urlsplit(str(value))
+        valid = isinstance(value, str) and parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = valid and not (parts.query or parts.fragment or parts.username)
+    except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
+        valid = False
+    if not valid:
+        raise AuditConfigError(
+            f"AUDIT_EXTERNAL_URL must be the site's public base URL, such as 'https://app.example.com',"
+            f" not {value!r}."
+        )
+    return str(value).rstrip("/")
 
 
 def _writer_settings(config: c.Mapping[str, t.Any]) -> dict[str, t.Any]:

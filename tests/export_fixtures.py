@@ -2,9 +2,10 @@
 
 ``running_smtp_server()`` starts an aiosmtpd server on a free port of 127.0.0.1 that keeps every
 message it receives; it can be stopped and started again on the same port, so a test can
-show a mail server that is down, then up. ``build_site`` makes the test app with
-Flask-Mail pointed at it, and four users: two admins and a member of tenant ``acme`` and
-an admin of tenant ``globex``.
+show a mail server that is down, then up, and it can be told to answer ``DATA`` or ``RCPT``
+with an error reply. ``build_site`` makes the test app with Flask-Mail (or Flask-Mailman, or
+no mailer) pointed at it, export files in a temporary folder, and four users: two admins
+and a member of tenant ``acme`` and an admin of tenant ``globex``.
 
 Until ``flask_audit/views.py`` calls :func:`flask_audit.export.views.add_export_routes` on
 its blueprint, :func:`build_site` mounts the same views on the app under the blueprint's
@@ -23,9 +24,13 @@ import email
 import email.message
 import email.policy
 import io
+import shutil
 import socket
+import tempfile
 import time
 import typing as t
+import urllib.parse
+import weakref
 
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
@@ -33,6 +38,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_login import current_user
 from flask_mail import Mail
+from flask_mailman import Mail as Mailman
 from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
@@ -73,8 +79,21 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.recipients: list[list[str]] = []
+        #: Replies that refuse a message instead of accepting it, such as ``"451 Try later"``.
+        self.data_reply: str | None = None
+        self.rcpt_reply: str | None = None
+
+    async def handle_RCPT(
+        self, server: t.Any, session: t.Any, envelope: t.Any, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: t.Any, session: t.Any, envelope: t.Any) -> str:
+        if self.data_reply:
+            return self.data_reply
         raw = envelope.original_content or envelope.content
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
         self.messages.append(parsed)
@@ -105,11 +124,13 @@ class SmtpServer:
             self._controller = None
 
     def config(self) -> dict[str, t.Any]:
-        """The Flask-Mail settings that send to this server for real, even with TESTING."""
+        """The Flask-Mail and Flask-Mailman settings that send to this server for real, even
+        with TESTING."""
         return {
             "MAIL_SERVER": "127.0.0.1",
             "MAIL_PORT": self.port,
             "MAIL_SUPPRESS_SEND": False,
+            "MAIL_BACKEND": "smtp",
             "MAIL_DEFAULT_SENDER": SENDER,
         }
 
@@ -139,6 +160,10 @@ class Site:
         """A test client, signed in as ``user_id`` (anonymous with ``None``)."""
         return signed_in_client(self.app, user_id)
 
+    def download(self, user_id: int | None, link: str, **kwargs: t.Any) -> TestResponse:
+        """GET a download ``link`` as ``user_id``, reading the whole body (which closes the file)."""
+        return self.client(user_id).get(local(link) if "://" in link else link, buffered=True, **kwargs)
+
     def csrf(self, client: FlaskClient) -> str:
         """A CSRF token bound to ``client``'s session."""
         return client.get("/test-csrf").get_data(as_text=True)
@@ -159,6 +184,12 @@ class Site:
         self, client: FlaskClient, form: dict[str, str], headers: dict[str, str]
     ) -> TestResponse:
         data = {"csrf_token": self.csrf(client), **form}
+        host = headers.get("Host")
+        if host:  # the same signed-in session, sent to whatever host the request names
+            name = self.app.config["SESSION_COOKIE_NAME"]
+            session = client.get_cookie(name, domain=self.app.config["SERVER_NAME"] or "localhost")
+            assert session is not None
+            client.set_cookie(name, session.value, domain=host)
         return client.post(f"{PREFIX}/export", data=data, headers=headers)
 
     @property
@@ -214,11 +245,24 @@ class Site:
         assert jobs.wait_for_threads(timeout), "the export thread did not finish"
 
 
-def build_site(make_app: c.Callable[..., Flask], smtp: SmtpServer | None, **config: t.Any) -> Site:
-    """The app under test with Flask-Mail (pointed at ``smtp``) and the packaged templates."""
-    app = make_app(**(smtp.config() if smtp else {}), **config)
+def build_site(
+    make_app: c.Callable[..., Flask], smtp: SmtpServer | None, *, mailer: object = "mail", **config: t.Any
+) -> Site:
+    """The app under test with ``mailer`` (``"mail"``: Flask-Mail, ``"mailman"``: Flask-Mailman,
+    None: neither) pointed at ``smtp``, and the packaged templates.
+
+    Export files go to a temporary folder (unless ``AUDIT_EXPORT_DIR`` is given), removed
+    with the app.
+    """
+    if "AUDIT_EXPORT_DIR" not in config:
+        config["AUDIT_EXPORT_DIR"] = tempfile.mkdtemp(prefix="flask-audit-exports-")
+    app = make_app(**{**(smtp.config() if smtp else {}), **config})
+    weakref.finalize(app, shutil.rmtree, config["AUDIT_EXPORT_DIR"], True)
     app.template_folder = None  # tests/templates overrides the page for another test
-    Mail(app)
+    if mailer == "mail":
+        Mail(app)
+    elif mailer == "mailman":
+        Mailman(app)
 
     @app.get("/test-csrf")
     def test_csrf() -> str:
@@ -242,6 +286,19 @@ def attachment(message: email.message.EmailMessage) -> tuple[str, str, bytes]:
     payload = part.get_payload(decode=True)
     assert isinstance(payload, bytes)
     return str(part.get_filename()), part.get_content_type(), payload
+
+
+def link_in(message: email.message.EmailMessage) -> str:
+    """The one download link in ``message``'s text."""
+    [link] = [line for line in text_body(message).splitlines() if line.startswith(("http://", "https://"))]
+    return link
+
+
+def local(link: str) -> str:
+    """The path and query of ``link``: what the test client, whose session cookie is for
+    ``localhost``, requests."""
+    parts = urllib.parse.urlsplit(link)
+    return f"{parts.path}?{parts.query}"
 
 
 def json_of(response: TestResponse) -> dict[str, t.Any]:

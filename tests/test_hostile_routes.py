@@ -38,6 +38,7 @@ CONFIG = {
     "AUDIT_EXPORT_MODE": "worker",
     "AUDIT_TENANT_LOADER": TENANT_LOADER,
     "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 1,  # every file goes by link
+    "AUDIT_EXTERNAL_URL": "http://localhost",  # where those links point
 }
 ODD_IDS = (0, 2**31)
 #: Ids past BIGINT: the download looks them up once the token is good.

@@ -49,16 +49,16 @@ def create_job(
     team: str | None,
     flt: AuditFilter,
     timezone: str,
-    link_for: c.Callable[[int], str] | None = None,
     now: dt.datetime | None = None,
     origin: c.Mapping[str, str | None] | None = None,
+    hold_seconds: float = 0,
 ) -> int:
     """Store a queued job for ``flt`` as it stands now and return its id.
 
-    :param link_for: the absolute download URL of a job id, stored for a mail sent
-        later outside the request (only a request knows the site's address).
     :param origin: ``ip``, ``user_agent`` and ``request_id`` of the asking request, which
         the ``audit.exported`` event carries though it is recorded after that request.
+    :param hold_seconds: keep runners off the job this long, until :func:`release_hold`
+        (the export limits count it first; see :mod:`flask_audit.export.limits`).
     """
     now, asked = now or utcnow(), origin or {}
     with engine.begin() as conn:
@@ -77,15 +77,30 @@ def create_job(
             "max_event_id": newest or 0,
             "status": "queued",
             "attempts": 0,
-            "next_attempt_at": now,
+            "next_attempt_at": now + dt.timedelta(seconds=hold_seconds),
         }
         inserted = conn.execute(sa.insert(export_job_table), values).inserted_primary_key
-        job_id = int(t.cast(c.Sequence[t.Any], inserted)[0])
-        if link_for is not None:
-            conn.execute(
-                sa.update(export_job_table).where(_jobs.id == job_id).values(download_url=link_for(job_id))
-            )
-    return job_id
+    return int(t.cast(c.Sequence[t.Any], inserted)[0])
+
+
+def release_hold(engine: sa.Engine, job_id: int, now: dt.datetime) -> None:
+    """Let runners take a held job now."""
+    stmt = (
+        sa.update(export_job_table)
+        .where(_jobs.id == job_id, _jobs.status == "queued", _jobs.attempts == 0)
+        .values(next_attempt_at=now)
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def delete_held(engine: sa.Engine, job_id: int) -> None:
+    """Delete a job no runner has taken yet (one the export limits refused)."""
+    stmt = sa.delete(export_job_table).where(
+        _jobs.id == job_id, _jobs.status == "queued", _jobs.attempts == 0
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
 
 
 def get_job(engine: sa.Engine, job_id: int) -> ExportJob | None:
@@ -160,9 +175,18 @@ def _release(engine: sa.Engine, job_id: int, token: str, values: dict[str, t.Any
 
 
 def _failed(
-    engine: sa.Engine, config: AuditConfig, job: ExportJob, token: str, err: Exception, now: dt.datetime
+    engine: sa.Engine,
+    config: AuditConfig,
+    job: ExportJob,
+    token: str,
+    err: Exception,
+    now: dt.datetime,
+    *,
+    permanent: bool = False,
 ) -> str:
-    status = "failed" if job.attempts >= config.export_max_attempts else "queued"
+    """Put the job back in the queue, or fail it: after its last attempt, or at once when
+    trying again cannot help (``permanent``)."""
+    status = "failed" if permanent or job.attempts >= config.export_max_attempts else "queued"
     message = f"{type(err).__name__}: {err}"
     values = {
         "status": status,

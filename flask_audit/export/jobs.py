@@ -3,10 +3,14 @@
 A job is ``queued`` until a runner claims it: one ``UPDATE`` sets ``sending`` and a claim
 that expires, so two runners never hold it at once, and the job of a runner that was
 killed is taken again once its claim has run out. A sent mail makes it ``sent``; a failure
-puts it back in the queue for ``AUDIT_EXPORT_RETRY_DELAY`` seconds, doubled each attempt,
-until ``AUDIT_EXPORT_MAX_ATTEMPTS`` is reached: then it is ``failed``, with the error kept
-in ``last_error``. Nothing is lost: at worst a runner killed right after sending makes the
-mail go out twice, never zero times.
+that may pass (a mail server down, an SMTP 4xx reply) puts it back in the queue for
+``AUDIT_EXPORT_RETRY_DELAY`` seconds, doubled each attempt, until
+``AUDIT_EXPORT_MAX_ATTEMPTS`` is reached: then it is ``failed``, with the error kept in
+``last_error``. A failure that cannot pass by waiting (no mailer, no sender, bad mail
+settings, an SMTP 5xx reply; see :func:`flask_audit.export.mailers.is_permanent`) fails the
+job at once, with its reason. Nothing is lost: at worst a runner killed right after sending
+makes the mail go out twice, never zero times. Each pass of :func:`run_due` also deletes the
+stored files whose download link has expired.
 
 Runners: a thread started in the web process after the response (``AUDIT_EXPORT_MODE =
 "inline"``, the default), ``flask audit exports run`` (a worker, or a cron job), or the
@@ -30,13 +34,16 @@ from flask import current_app
 from flask import Flask
 from flask import Response
 
+from ..exceptions import AuditConfigError
 from ..query.filters import AuditFilter
 from ..state import audit_state
 from ..state import AuditState
 from ..state import current_audit
 from ..store.models import export_job_table
 from ..store.models import ExportJob
+from . import files
 from . import mail
+from . import mailers
 from .csv_export import export_statement
 from .csv_export import write_export
 from .job_store import _failed
@@ -104,13 +111,21 @@ def run_job(job_id: int, *, now: dt.datetime | None = None) -> str | None:
     if token is None or job is None:
         return None
     try:
+        if mailers.mailer_name(current_app) is None:  # before reading the trail for nothing
+            raise AuditConfigError(mailers.NO_MAILER)
         with tempfile.TemporaryFile(prefix="flask-audit-export-") as file:
             with engine.connect() as conn:
                 stats = write_export(conn, job_statement(job, config), file)
             delivery = mail.send_export(job, file, stats, config)
-    except Exception as err:  # every failure is kept on the job, which is retried
-        log.warning("Export job %s failed (attempt %s): %s", job_id, job.attempts, err, exc_info=True)
-        return _failed(engine, config, job, token, err, now)
+    except Exception as err:  # every failure is kept on the job, retried if that can help
+        permanent = mailers.is_permanent(err)
+        log.warning(
+            "Export job %s failed (attempt %s): %s", job_id, job.attempts, err, exc_info=not permanent
+        )
+        status = _failed(engine, config, job, token, err, now, permanent=permanent)
+        if status == "failed":
+            files.remove(config, job_id)
+        return status
     done = {
         "status": "sent",
         "sent_at": utcnow(),
@@ -162,12 +177,23 @@ def _record(job: ExportJob, rows: int, delivery: str, engine: sa.Engine) -> None
 
 
 def run_due(*, max_jobs: int | None = None, now: dt.datetime | None = None) -> RunSummary:
-    """Run each job due now once (a job that fails again waits for its next pass)."""
-    engine = _state().engine
+    """Run each job due now once (a job that fails again waits for its next pass), after
+    deleting the stored files whose link has expired."""
+    state = _state()
+    engine = state.engine
+    _purge(engine, state.config, now or utcnow())
     counts = {"sent": 0, "queued": 0, "failed": 0, None: 0}
     for job_id in due_job_ids(engine, now or utcnow(), max_jobs):
         counts[run_job(job_id, now=now)] += 1
     return RunSummary(counts["sent"], counts["queued"], counts["failed"], counts[None])
+
+
+def _purge(engine: sa.Engine, config: AuditConfig, now: dt.datetime) -> None:
+    """Delete expired export files; a failure to is logged, and sending goes on."""
+    try:
+        files.purge(engine, config, now)
+    except Exception:
+        log.exception("Deleting the expired export files in %s failed", config.export_dir)
 
 
 def work(*, interval: float = 5.0, max_jobs: int | None = None) -> RunSummary:

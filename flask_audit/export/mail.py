@@ -1,13 +1,13 @@
-"""The export mail: the CSV attached, or a signed link when it is too large.
+"""The export mail: the CSV attached, or a signed link to the stored file when it is too large.
 
-Sent with Flask-Mail (``current_app.extensions["mail"]``, looked up at send time) to the
-requesting admin's own address. A CSV over ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES`` (1 MiB) is
-attached gzip-compressed; an attachment that would still exceed
-``AUDIT_EXPORT_ATTACHMENT_MAX_BYTES`` (10 MiB) is replaced by a link, signed with the app's
-``SECRET_KEY`` and valid for ``AUDIT_EXPORT_LINK_MAX_AGE`` seconds, that works only for the
-same admin, signed in, in the same tenant. The link regenerates the file from the job's
-stored filters and bounds rather than keeping a copy: nothing with audit data waits on a
-disk for a week, nothing needs cleaning up, and any web process can serve it.
+Sent through the app's own mailer (see :mod:`flask_audit.export.mailers`) to the requesting
+admin's own address. A CSV over ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES`` (1 MiB) is attached
+gzip-compressed; an attachment that would still exceed ``AUDIT_EXPORT_ATTACHMENT_MAX_BYTES``
+(10 MiB) is stored once (see :mod:`flask_audit.export.files`) and the mail carries a link,
+signed with the app's ``SECRET_KEY`` and valid for ``AUDIT_EXPORT_LINK_MAX_AGE`` seconds,
+that works only for the same admin, signed in, in the same tenant. The link starts with the
+configured site address (:mod:`flask_audit.export.links`), never a request's ``Host``;
+without one, a file too large to attach fails the job, with the setting named.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from flask import render_template
 from itsdangerous import URLSafeTimedSerializer
 
 from ..exceptions import AuditConfigError
+from . import files
+from . import links
+from . import mailers
 
 if t.TYPE_CHECKING:
     from ..config import AuditConfig
@@ -45,16 +48,6 @@ class Delivery:
     size: int
     compressed: bool
     link_expires_at: dt.datetime | None = None
-
-
-def _mail() -> t.Any:
-    mail = current_app.extensions.get("mail")
-    if mail is None:
-        raise AuditConfigError(
-            "Exporting the audit log sends mail with Flask-Mail, which is not set up on this app:"
-            " call flask_mail.Mail(app) and set MAIL_SERVER and MAIL_DEFAULT_SENDER."
-        )
-    return mail
 
 
 def serializer() -> URLSafeTimedSerializer:
@@ -100,19 +93,23 @@ def _attachment(file: t.BinaryIO, size: int, config: AuditConfig) -> tuple[bytes
 
 def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: AuditConfig) -> Delivery:
     """Mail the export in ``file`` to the admin who asked for it; raise if that fails."""
-    from flask_mail import Message
-
-    mail = _mail()
     attached = _attachment(file, stats.bytes, config)
+    link = None
     if attached is None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        link = links.download_link(app, job.id, download_token(job))
+        if link is None:
+            raise AuditConfigError(
+                f"The export is {human_size(stats.bytes)}, too large to attach"
+                f" (AUDIT_EXPORT_ATTACHMENT_MAX_BYTES), and no download link can be made:"
+                " set AUDIT_EXTERNAL_URL to the site's public address, such as 'https://app.example.com'."
+            )
         expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=config.export_link_max_age)
-        if not job.download_url:
-            raise AuditConfigError(f"Export job {job.id} is too large to attach and has no download URL.")
-        link = f"{job.download_url}?token={download_token(job)}"
-        delivery = Delivery("link", file_name(job), stats.bytes, False, expires)
+        compressed = stats.bytes > config.export_compress_above_bytes
+        files.store(config, job.id, file, compress=compressed)
+        delivery = Delivery("link", file_name(job, compressed=compressed), stats.bytes, compressed, expires)
     else:
         data, compressed = attached
-        link = None
         delivery = Delivery("attachment", file_name(job, compressed=compressed), len(data), compressed)
     context = {
         "job": job,
@@ -122,17 +119,16 @@ def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: Au
         "filters": describe(job),
         "size": human_size(stats.bytes),
     }
-    message = Message(
-        subject=SUBJECT,
-        recipients=[job.requested_by_email],
-        body=render_template("flask_audit/email/export.txt", **context),
-        html=render_template("flask_audit/email/export.html", **context),
+    content_type = GZIP_TYPE if delivery.compressed else CSV_TYPE
+    mailers.send(
+        mailers.Outgoing(
+            subject=SUBJECT,
+            recipient=job.requested_by_email,
+            body=render_template("flask_audit/email/export.txt", **context),
+            html=render_template("flask_audit/email/export.html", **context),
+            attachment=None if attached is None else (delivery.filename, content_type, attached[0]),
+        )
     )
-    if not message.sender:
-        raise AuditConfigError("Set MAIL_DEFAULT_SENDER: the export mail needs a sender address.")
-    if attached is not None:
-        message.attach(delivery.filename, GZIP_TYPE if delivery.compressed else CSV_TYPE, attached[0])
-    mail.send(message)
     return delivery
 
 

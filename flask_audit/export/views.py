@@ -1,12 +1,13 @@
 """The export routes of the ``audit`` blueprint: request an export, follow it, download it.
 
 ``POST /export`` checks the CSRF token (Flask-WTF, whether or not the app turned on
-``CSRFProtect``), the admin and the filters, stores a job and answers at once: a flash
+``CSRFProtect``), the admin and the filters, that the app has a mailer (503 without one) and
+the admin's export limits (429 past them), stores a job and answers at once: a flash
 message and a 303 back to the page, or 202 with the job in JSON. ``GET /exports`` lists the
-admin's recent jobs; ``GET /exports/<id>/download`` serves a file too large to mail, to the
-admin it was made for only. The rules match the page: anonymous visitors go to the app's
-login (401 without one), other users get 403, and with a tenant loader an admin exports
-only their tenant's events.
+admin's recent jobs; ``GET /exports/<id>/download`` serves the stored file of an export too
+large to mail, to the admin it was made for only, until its link expires (410 after). The
+rules match the page: anonymous visitors go to the app's login (401 without one), other
+users get 403, and with a tenant loader an admin exports only their tenant's events.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
-from flask import stream_with_context
+from flask import send_file
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
@@ -44,11 +45,14 @@ from ..store.context import current_team
 from ..store.context import current_tenant
 from ..store.context import current_user_or_none
 from ..store.context import origin
+from . import files
 from . import job_store
 from . import jobs
+from . import limits
+from . import links
 from . import mail
+from . import mailers
 from .csv_export import format_time
-from .csv_export import iter_export
 
 if t.TYPE_CHECKING:
     from ..config import AuditConfig
@@ -59,6 +63,7 @@ LINK_EXPIRED = "This download link has expired. Export the audit log again to ge
 LINK_NOT_YOURS = (
     "This download link belongs to another account: sign in as the admin who asked for the export."
 )
+FILE_GONE = "The file of this export is no longer available. Export the audit log again to get a new one."
 
 _done: weakref.WeakSet[Blueprint] = weakref.WeakSet()
 
@@ -69,6 +74,7 @@ def add_export_routes(bp: Blueprint) -> None:
         return
     for rule, endpoint, view, methods in routes():
         bp.add_url_rule(rule, endpoint, view, methods=methods)
+    bp.before_app_request(links.check_delivery)
     _done.add(bp)
 
 
@@ -85,6 +91,11 @@ def _state() -> AuditState:
     return audit_state()
 
 
+def unavailable_reason() -> str | None:
+    """Why the current app cannot export now (no mailer), for the page to show by the button."""
+    return mailers.NO_MAILER if mailers.mailer_name(current_app) is None else None
+
+
 def _wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -94,6 +105,20 @@ def _refuse(status: int, message: str) -> t.NoReturn:
     if _wants_json():
         abort(make_response(jsonify(error=message), status))
     abort(status, description=message)
+
+
+def _message_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> t.NoReturn:
+    """Stop with ``message``: JSON ``{"error": ...}``, or a page that leads back to the log."""
+    if _wants_json():
+        abort(make_response(jsonify(error=message), status, headers or {}))
+    page = render_template(
+        "flask_audit/export_message.html",
+        title=title,
+        message=message,
+        back=_back(),
+        exports=url_for(".exports"),
+    )
+    abort(make_response(page, status, headers or {}))
 
 
 def _require_admin(config: AuditConfig) -> t.Any:
@@ -136,6 +161,9 @@ def export() -> ResponseReturnValue:
     actor = actor_of(user, config)
     if not actor.email:
         _refuse(400, "Your account has no email address to send the export to.")
+    reason = unavailable_reason()
+    if reason is not None:
+        _message_page(503, "Export unavailable", reason)
     job_id = job_store.create_job(
         state.engine,
         requested_by_id=actor.id,
@@ -145,9 +173,13 @@ def export() -> ResponseReturnValue:
         team=current_team(config),
         flt=flt,
         timezone=tzname,
-        link_for=lambda job_id: url_for(".export_download", job_id=job_id, _external=True),
         origin=origin(config),
+        hold_seconds=limits.HOLD_SECONDS,
     )
+    refusal = limits.admit(state.engine, config, job_id, job_store.utcnow())
+    if refusal is not None:
+        retry = {"Retry-After": str(refusal.retry_after)}
+        _message_page(429, "Export limit reached", refusal.message, retry)
     if config.export_mode == "inline":
         jobs.run_after_response(job_id)
     if _wants_json():
@@ -185,6 +217,7 @@ def job_info(job: ExportJob) -> dict[str, t.Any]:
         "last_error": job.last_error,
         "rows": job.row_count,
         "delivery": job.delivery,
+        "link_expires_at": when(job.link_expires_at),
         "filters": job.filters,
     }
 
@@ -207,14 +240,14 @@ def exports() -> ResponseReturnValue:
 
 
 def download(job_id: int) -> ResponseReturnValue:
-    """Stream a mailed link's file, made again from the job's filters, to its own admin."""
+    """Serve a mailed link's stored file to its own admin, until the link expires."""
     state = _state()
     config = state.config
     user = _require_admin(config)
     try:
         payload = mail.read_download_token(request.args.get("token", ""), config.export_link_max_age)
     except SignatureExpired:
-        _refuse(403, LINK_EXPIRED)
+        _message_page(410, "Link expired", LINK_EXPIRED)
     except BadSignature:
         _refuse(403, LINK_INVALID)
     if payload.get("job") != job_id:  # before any lookup: the id in the URL is the visitor's
@@ -222,8 +255,6 @@ def download(job_id: int) -> ResponseReturnValue:
     job = job_store.get_job(state.engine, job_id)
     if job is None or job.status != "sent":
         _refuse(403, LINK_INVALID)
-    if job.link_expires_at is not None and job.link_expires_at < job_store.utcnow():
-        _refuse(403, LINK_EXPIRED)
     requester = actor_of(user, config).id
     in_tenant = not job.tenant_scoped or current_tenant(config) == job.tenant_id
     if (
@@ -233,18 +264,39 @@ def download(job_id: int) -> ResponseReturnValue:
         or not in_tenant
     ):
         _refuse(403, LINK_NOT_YOURS)
-    current_audit().record(
-        "audit.exported",
-        activity=f"Downloaded audit log export {job.id}",
-        tenant_id=job.tenant_id,
-        details={"job_id": job.id, "filters": job.filters, "rows": job.row_count, "delivery": "download"},
+    if job.link_expires_at is not None and job.link_expires_at < job_store.utcnow():
+        _message_page(410, "Link expired", LINK_EXPIRED)
+    return _serve(job, config)
+
+
+def _serve(job: ExportJob, config: AuditConfig) -> Response:
+    """The job's stored file as a download, recorded as ``audit.exported``; 410 when it is gone."""
+    path = files.stored_file(config, job.id)
+    try:
+        handle = open(path, "rb") if path is not None else None  # send_file closes it
+    except FileNotFoundError:  # deleted since: expired, or removed by hand
+        handle = None
+    if handle is None or path is None:
+        _message_page(410, "Export unavailable", FILE_GONE)
+    try:
+        current_audit().record(
+            "audit.exported",
+            activity=f"Downloaded audit log export {job.id}",
+            tenant_id=job.tenant_id,
+            details={"job_id": job.id, "filters": job.filters, "rows": job.row_count, "delivery": "download"},
+        )
+    except BaseException:
+        handle.close()
+        raise
+    compressed = path.name.endswith(".gz")
+    response = send_file(
+        handle,
+        mimetype=mail.GZIP_TYPE if compressed else "text/csv",
+        as_attachment=True,
+        download_name=mail.file_name(job, compressed=compressed),
+        conditional=False,
+        etag=False,
+        max_age=0,
     )
-    stmt = jobs.job_statement(job, config)
-
-    def generate() -> t.Iterator[bytes]:
-        with state.engine.connect() as conn:
-            yield from iter_export(conn, stmt)
-
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{mail.file_name(job)}"'
+    response.headers["Cache-Control"] = "private, no-store"
     return response

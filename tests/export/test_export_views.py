@@ -5,9 +5,12 @@ from __future__ import annotations
 import collections.abc as c
 import datetime as dt
 import time
+import typing as t
 import urllib.parse
 
+import itsdangerous
 import pytest
+from werkzeug.http import parse_options_header
 from werkzeug.test import TestResponse
 
 from flask_audit.export import job_store
@@ -22,13 +25,14 @@ from ..conftest import MakeApp
 from ..conftest import stored
 from ..export_fixtures import build_site
 from ..export_fixtures import json_of
+from ..export_fixtures import link_in
+from ..export_fixtures import local
 from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
 from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
-from ..export_fixtures import text_body
 
 CSRF_MISSING = "The export was refused: The CSRF token is missing. Reload the audit log page and try again."
 CSRF_WRONG = "The export was refused: The CSRF token is invalid. Reload the audit log page and try again."
@@ -166,7 +170,8 @@ def test_the_status_view_lists_the_admins_own_jobs(site: Site) -> None:
 
 # -- the download link ---------------------------------------------------------------
 
-LINKED = {**WORKER, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 1}
+SITE_URL = "https://audit.example.test"
+LINKED: dict[str, t.Any] = {**WORKER, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 1, "AUDIT_EXTERNAL_URL": SITE_URL}
 
 
 @pytest.fixture
@@ -179,22 +184,23 @@ def linked(make_app: MakeApp, smtp_server: SmtpServer) -> tuple[Site, ExportJob,
     site.export(site.client(site.admin))
     assert run_jobs(site).sent == 1
     [message] = smtp_server.messages
-    [link] = [line for line in text_body(message).splitlines() if line.startswith("http")]
-    return site, site.job(), link
+    return site, site.job(), link_in(message)
 
 
 def get(site: Site, user: int | None, link: str) -> TestResponse:
-    return site.client(user).get(link)
+    return site.download(user, link)
 
 
 def test_the_link_serves_the_admin_their_tenants_events(linked: tuple[Site, ExportJob, str]) -> None:
     site, job, link = linked
-    assert link.startswith(f"http://localhost{PREFIX}/exports/{job.id}/download?token=")
+    assert link.startswith(f"{SITE_URL}{PREFIX}/exports/{job.id}/download?token=")
     assert job.delivery == "link"
     response = get(site, site.admin, link)
     assert response.status_code == 200
-    assert response.headers["Content-Disposition"] == f'attachment; filename="{mail.file_name(job)}"'
+    disposition = parse_options_header(response.headers["Content-Disposition"])
+    assert disposition == ("attachment", {"filename": mail.file_name(job)})
     assert response.mimetype == "text/csv"
+    assert response.headers["Cache-Control"] == "private, no-store"
     rows = read_csv(response.get_data())
     assert [row[3] for row in rows[1:]] == ["in acme"]
     downloads = [event for event in stored(site.app) if event.details.get("delivery") == "download"]
@@ -236,7 +242,7 @@ def test_a_tampered_link_is_refused(linked: tuple[Site, ExportJob, str]) -> None
     token = link.split("token=")[1]
     forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
     for bad in (forged, "", "not-a-token"):
-        response = get(site, site.admin, f"{PREFIX}/exports/{job.id}/download?token={bad}")
+        response = site.download(site.admin, f"{PREFIX}/exports/{job.id}/download?token={bad}")
         assert response.status_code == 403
         assert LINK_INVALID in response.get_data(as_text=True)
     other = site.client(site.admin)
@@ -252,21 +258,32 @@ def test_an_expired_link_is_refused(linked: tuple[Site, ExportJob, str]) -> None
     assert dt.timedelta(days=6, hours=23) < job.link_expires_at - job_store.utcnow() <= dt.timedelta(days=7)
     site.update_job(job.id, link_expires_at=job_store.utcnow() - dt.timedelta(seconds=1))
     response = get(site, site.admin, link)
-    assert response.status_code == 403
+    assert response.status_code == 410
     assert LINK_EXPIRED in response.get_data(as_text=True)
+    response = site.download(site.admin, link, headers={"Accept": "application/json"})
+    assert (response.status_code, json_of(response)) == (410, {"error": LINK_EXPIRED})
 
 
-@pytest.mark.backends("sqlite")
+class _SignedAnHourAgo(itsdangerous.TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 3600
+
+
 def test_the_token_itself_expires(make_app: MakeApp, smtp_server: SmtpServer) -> None:
     """Even with the job row untouched, the signature's own age limit applies."""
-    site = build_site(make_app, smtp_server, **LINKED, AUDIT_EXPORT_LINK_MAX_AGE=1)
+    site = build_site(make_app, smtp_server, **LINKED, AUDIT_EXPORT_LINK_MAX_AGE=60)
     site.export(site.client(site.admin))
-    run_jobs(site)
-    [link] = [line for line in text_body(smtp_server.messages[0]).splitlines() if line.startswith("http")]
-    site.update_job(site.job().id, link_expires_at=None)
-    time.sleep(2.1)
-    response = get(site, site.admin, link)
-    assert response.status_code == 403
+    assert run_jobs(site).sent == 1
+    job = site.job()
+    site.update_job(job.id, link_expires_at=None)
+    assert get(site, site.admin, link_in(smtp_server.messages[0])).status_code == 200
+    assert site.app.secret_key is not None
+    signer = itsdangerous.URLSafeTimedSerializer(
+        site.app.secret_key, salt=mail.TOKEN_SALT, signer=_SignedAnHourAgo
+    )
+    token = signer.dumps({"job": job.id, "user": job.requested_by_id})
+    response = site.download(site.admin, f"{PREFIX}/exports/{job.id}/download?token={token}")
+    assert response.status_code == 410
     assert LINK_EXPIRED in response.get_data(as_text=True)
 
 
@@ -281,4 +298,4 @@ def test_an_anonymous_visitor_of_a_link_goes_to_the_login_page(
     location = urllib.parse.urlsplit(response.headers["Location"])
     assert location.path == "/login"
     [target] = urllib.parse.parse_qs(location.query)["next"]
-    assert target == urllib.parse.urlsplit(link).path + "?" + urllib.parse.urlsplit(link).query
+    assert target == local(link)

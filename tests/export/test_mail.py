@@ -12,12 +12,14 @@ from flask_mail import Mail
 
 from flask_audit.export import jobs
 from flask_audit.export import mail
+from flask_audit.export import mailers
 from flask_audit.store.models import ExportJob
 
 from ..conftest import MakeApp
 from ..export_fixtures import attachment
 from ..export_fixtures import build_site
 from ..export_fixtures import html_body
+from ..export_fixtures import link_in
 from ..export_fixtures import read_csv
 from ..export_fixtures import running_smtp_server
 from ..export_fixtures import SENDER
@@ -104,50 +106,52 @@ def test_a_csv_too_large_to_attach_goes_as_a_link(make_app: MakeApp, smtp_server
         make_app,
         smtp_server,
         **WORKER,
-        AUDIT_EXPORT_COMPRESS_ABOVE_BYTES=2000,
+        AUDIT_EXPORT_COMPRESS_ABOVE_BYTES=100_000,
         AUDIT_EXPORT_ATTACHMENT_MAX_BYTES=1000,
+        AUDIT_EXTERNAL_URL="https://audit.example.test",
     )
     fill(site, count=50)
     job = export_and_run(site)
     [message] = smtp_server.messages
     assert list(message.iter_attachments()) == []
     body = text_body(message)
-    [link] = [line for line in body.splitlines() if line.startswith("http://")]
+    link = link_in(message)
+    assert link.startswith("https://audit.example.test/admin/audit/exports/")
     assert "is too large to attach. Download it while signed in as admin@acme.test" in body
     assert job.delivery == "link" and job.link_expires_at is not None
     assert job.link_expires_at.strftime("%Y-%m-%d %H:%M UTC") in body
     assert f'<a href="{link.replace("&", "&amp;")}">' in html_body(message)
-    response = site.client(site.admin).get(link)
+    response = site.download(site.admin, link)
     assert response.status_code == 200
     assert len(read_csv(response.get_data())) == 1 + 5 + 50
     assert len(response.get_data()) == job.file_size
 
 
 @backends
-def test_without_flask_mail_the_job_fails_with_a_clear_error(
+def test_a_mailer_removed_after_the_request_fails_the_job_at_once(
     make_app: MakeApp, smtp_server: SmtpServer
 ) -> None:
-    site = build_site(make_app, smtp_server, **WORKER, AUDIT_EXPORT_MAX_ATTEMPTS=1)
+    """A queued job whose app lost its mailer is not retried: waiting cannot bring it back."""
+    site = build_site(make_app, smtp_server, **WORKER)
+    assert site.export(site.client(site.admin)).status_code == 303
     del site.app.extensions["mail"]
-    job = export_and_run(site)
-    assert job.status == "failed"
-    assert job.last_error == (
-        "AuditConfigError: Exporting the audit log sends mail with Flask-Mail, which is not set up on"
-        " this app: call flask_mail.Mail(app) and set MAIL_SERVER and MAIL_DEFAULT_SENDER."
-    )
+    with site.app.app_context():
+        assert jobs.run_due() == jobs.RunSummary(failed=1)
+    job = site.job()
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.last_error == f"AuditConfigError: {mailers.NO_MAILER}"
 
 
 @backends
-def test_without_a_sender_the_job_fails_with_a_clear_error(
+def test_without_a_sender_the_job_fails_at_once_with_a_clear_error(
     make_app: MakeApp, smtp_server: SmtpServer
 ) -> None:
-    site = build_site(make_app, smtp_server, **WORKER, AUDIT_EXPORT_MAX_ATTEMPTS=1)
+    site = build_site(make_app, smtp_server, **WORKER)
     site.app.config["MAIL_DEFAULT_SENDER"] = None
     Mail(site.app)
     job = export_and_run(site)
-    assert (
-        job.last_error == "AuditConfigError: Set MAIL_DEFAULT_SENDER: the export mail needs a sender address."
-    )
+    assert (job.status, job.attempts) == ("failed", 1)
+    assert job.last_error == f"AuditConfigError: {mailers.NO_SENDER}"
     assert smtp_server.messages == []
 
 
