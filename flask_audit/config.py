@@ -23,6 +23,8 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_RETENTION_DAYS": 90,
     "AUDIT_URL_PREFIX": "/admin/audit",
     "AUDIT_IS_ADMIN": None,
+    # With Flask-Security-Too and no AUDIT_IS_ADMIN: admins are the users with this role.
+    "AUDIT_ADMIN_ROLE": "admin",
     "AUDIT_ACTOR_EMAIL": None,
     "AUDIT_TEAM_LOADER": None,
     "AUDIT_TENANT_LOADER": None,
@@ -96,6 +98,7 @@ class AuditConfig:
     seal_key: bytes | None
     export_attachment_max_bytes: int
     timezone: str
+    admin_role: str = "admin"
     database_uri: str | None = None
     bind: str | None = None
     engine_options: c.Mapping[str, t.Any] = dataclasses.field(default_factory=dict)
@@ -139,6 +142,12 @@ def _int(config: c.Mapping[str, t.Any], key: str, minimum: int) -> int:
     return value
 
 
+def _admin_role(value: t.Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AuditConfigError(f"AUDIT_ADMIN_ROLE must be the name of a role, not {value!r}.")
+    return value
+
+
 def _seal_key(value: t.Any) -> bytes | None:
     if value is None or value == "":
         return None
@@ -178,6 +187,7 @@ def load_config(app: Flask) -> AuditConfig:
         seal_key=_seal_key(cfg["AUDIT_SEAL_KEY"]),
         export_attachment_max_bytes=_int(cfg, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES", 1),
         timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
+        admin_role=_admin_role(cfg["AUDIT_ADMIN_ROLE"]),
         **_auto_seal(cfg),
         **_writer_settings(cfg),
         **_fold_settings(cfg),

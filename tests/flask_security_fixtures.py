@@ -16,6 +16,7 @@ import json
 import os
 import time
 import typing as t
+import uuid
 
 import cbor2
 import pyotp
@@ -37,6 +38,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_audit import Audit
 from flask_audit import AuditEvent
 from flask_audit.capture import flask_security as adapter
+from flask_audit.state import audit_state
 
 db = SQLAlchemy()
 FsModels.set_db_info(  # type: ignore[no-untyped-call]
@@ -91,17 +93,59 @@ def create_security_app(db_url: str, spool: str, *, security_first: bool = False
     Mail(app)
     datastore = SQLAlchemyUserDatastore(db, User, Role, WebAuthn)
     if security_first:
-        Security(app, datastore)
+        own_forms(Security(datastore=datastore)).init_app(app)
         audit = Audit(app, db=db)
     else:
         audit = Audit(app, db=db)
-        Security(app, datastore)
+        own_forms(Security(datastore=datastore)).init_app(app)
     adapter.connect(app, audit)  # idempotent: capture.connect() may have done it already
 
     @app.get("/whoami")
     @auth_required()
     def whoami() -> str:
         return str(current_user.email)
+
+    return app
+
+
+def own_forms(security: Security) -> Security:
+    """Give ``security`` form classes of its own before ``init_app``.
+
+    Flask-Security adds fields to its form classes as it sets up an app (a ``username``
+    field with ``SECURITY_USERNAME_ENABLE``), which would reach every later test's app.
+    """
+    for info in security.forms.values():
+        if info.cls is not None:
+            info.cls = type(info.cls.__name__, (info.cls,), {})
+    return security
+
+
+def create_quickstart_app(db_url: str, spool: str) -> Flask:
+    """Flask-Security-Too's own quickstart ("Basic Flask-SQLAlchemy Application") plus
+    ``Audit(app, db=db)``; nothing else but what a test machine needs (no DNS lookups, a
+    hash scheme that needs no extra package, this test's database and spool)."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = "pf9Wkove4IKEAXvy-cQkeDPhv9Cb3Ag-wyJILbq_dFw"
+    app.config["SECURITY_PASSWORD_SALT"] = "146585145368132386173505678016728509634"
+    app.config["REMEMBER_COOKIE_SAMESITE"] = "strict"
+    app.config["SESSION_COOKIE_SAMESITE"] = "strict"
+    app.config["SQLALCHEMY_DATABASE_URI"] = db_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    app.config.update(
+        SECURITY_PASSWORD_HASH="pbkdf2_sha512",
+        SECURITY_EMAIL_VALIDATOR_ARGS={"check_deliverability": False},
+        AUDIT_SPOOL_PATH=spool,
+    )
+    db.init_app(app)
+    user_datastore = SQLAlchemyUserDatastore(db, User, Role)
+    app.security = own_forms(Security(datastore=user_datastore))  # type: ignore[attr-defined]
+    app.security.init_app(app)  # type: ignore[attr-defined]
+    Audit(app, db=db)
+
+    @app.route("/")
+    @auth_required()
+    def home() -> str:
+        return f"Hello {current_user.email}"
 
     return app
 
@@ -124,10 +168,26 @@ def make_security_app(db_url: str, tmp_path: t.Any) -> c.Iterator[MakeSecurityAp
     for app in made:
         with app.app_context():
             db.session.remove()
+            audit_state(app).writer.dispose()
             try:
                 db.drop_all()
             finally:
                 db.engine.dispose()
+
+
+@pytest.fixture
+def quickstart_app(db_url: str, tmp_path: t.Any) -> c.Iterator[Flask]:
+    app = create_quickstart_app(db_url, str(tmp_path / "spool.jsonl"))
+    with app.app_context():
+        db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        audit_state(app).writer.dispose()
+        try:
+            db.drop_all()
+        finally:
+            db.engine.dispose()
 
 
 @pytest.fixture
@@ -140,13 +200,16 @@ def security(app: Flask) -> Security:
 
 
 def add_user(app: Flask, email: str = "alice@example.com", password: str = PASSWORD, **fields: t.Any) -> int:
+    """An account that exists before the test: inserted with SQL, outside the ORM's flush,
+    so that it records nothing (``datastore.create_user`` records ``user.created``)."""
+    values = {"email": email, "password": password, "active": True, "fs_uniquifier": uuid.uuid4().hex}
+    values.update({"confirmed_at": dt.datetime.now(), **fields})
     with app.app_context():
-        fields.setdefault("confirmed_at", dt.datetime.now())
-        user = security(app).datastore.create_user(email=email, password=password, **fields)
-        db.session.commit()
-        user_id = int(user.id)
+        with db.engine.begin() as conn:
+            key = conn.execute(sa.insert(User.__table__).values(values)).inserted_primary_key
         db.session.remove()
-    return user_id
+    assert key is not None
+    return int(key[0])
 
 
 def get_user(app: Flask, email: str = "alice@example.com") -> User:

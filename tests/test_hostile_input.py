@@ -44,7 +44,7 @@ EXAMPLES = {"sqlite": 1000, "postgresql": 100, "mariadb": 100}
 WHO = ("admin", "admin", "admin", "other_admin", "member", None)
 REFUSED = {
     None: (401, "Sign in as an administrator to read the audit log."),
-    "member": (403, "Only administrators can read the audit log."),
+    "member": (403, "Only audit admins may view this page (AUDIT_IS_ADMIN / AUDIT_ADMIN_ROLE)."),
 }
 TENANT: dict[str | None, str] = {"admin": "acme", "other_admin": "globex"}
 

@@ -25,6 +25,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
 from ..config import AuditConfig
@@ -105,11 +106,16 @@ def _require_admin() -> ResponseReturnValue | None:
         manager = getattr(current_app, "login_manager", None)
         if manager is None:
             abort(401)
-        return manager.unauthorized()  # type: ignore[no-any-return]
+        try:
+            return manager.unauthorized()  # type: ignore[no-any-return]
+        except BuildError:  # its login_view names no endpoint: nowhere to send the visitor
+            abort(401)
     if not audit_state().config.is_admin(user):
+        # Name the setting: an app's own admins refused here need AUDIT_IS_ADMIN or AUDIT_ADMIN_ROLE.
+        refusal = "Only audit admins may view this page (AUDIT_IS_ADMIN / AUDIT_ADMIN_ROLE)."
         if is_api:
-            return jsonify(error="Only administrators can read the audit log."), 403
-        abort(403)
+            return jsonify(error=refusal), 403
+        abort(403, description=refusal)
     return None
 
 

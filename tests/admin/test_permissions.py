@@ -33,7 +33,7 @@ def seeded(make_app: MakeApp, **config: object) -> Site:
     ("who", "page_status", "api_status", "api_error"),
     [
         ("anonymous", 401, 401, "Sign in as an administrator to read the audit log."),
-        ("member", 403, 403, "Only administrators can read the audit log."),
+        ("member", 403, 403, "Only audit admins may view this page (AUDIT_IS_ADMIN / AUDIT_ADMIN_ROLE)."),
         ("admin", 200, 200, None),
         ("other_admin", 200, 200, None),
     ],

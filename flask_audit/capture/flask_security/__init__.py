@@ -26,11 +26,22 @@ Flask-Security                                 event (``details``)
 ``us_profile_changed``                         ``user.signin_method_added`` / ``_removed``
 ``password_changed`` / ``password_reset``      ``user.password_changed`` (``method``: change,
                                                admin, reset)
-``user_registered``                            ``user.created``
+``user_registered``                            ``user.created`` (``method``: registration)
 ``user_confirmed``                             ``user.email_confirmed`` (User, update)
 ``change_email_confirmed``                     ``user.email_changed`` (User, update)
 ``username_changed``                           ``user.username_changed`` (User, update)
 =============================================  ==============================================
+
+What no signal announces is read from the datastore's user model at each flush (module
+``user_changes``) and written in the same transaction: ``user.created`` (``flask users
+create``, ``datastore.create_user``), ``user.deleted``, ``user.deactivated`` and
+``user.activated`` (User, update), and one ``role.updated`` per user per transaction with
+the whole sorted lists of role names before and after (``add_role_to_user``,
+``remove_role_from_user``, ``flask roles add|remove``, any change to ``user.roles``;
+module ``role_changes``). ``reset_user_access`` (``flask users
+reset_access``) is wrapped on the datastore (module ``datastore``): ``user.access_reset``.
+Where ``AUDIT_IS_ADMIN`` is not given, the audit log's admins are the users with the role
+``AUDIT_ADMIN_ROLE`` (module ``admins``).
 
 Not events: instructions or codes being sent (reset, confirm, two-factor, unified sign-in,
 change email), ``user_not_registered``, ``user_unauthenticated`` and refresh tokens. No
@@ -47,10 +58,14 @@ What Flask-Security does not announce, and how it is covered:
   sign-in forms' instantiators are wrapped through Flask-Security's public
   ``Security.set_form_info``, and each form is read after validation (``form.user``,
   ``form.ifield``, ``form.user_authenticated``). Of what was typed only the identity is kept.
+- A wrong code confirming a two-factor set-up from the account's settings sends no signal
+  either: the code form is read the same way (``two_factor.failed`` with ``setup``). Set-up
+  again with the same method and a new key is ``two_factor.enabled`` with ``rekeyed``.
 
-The receivers live in ``sign_in`` (sign-ins, failed sign-ins and the sign-in forms) and
-``account`` (two-factor, passwords, registration and confirmation, email and username
-changes, unified sign-in methods and WebAuthn keys); ``helpers`` holds what they share.
+The receivers live in ``sign_in`` (sign-ins, failed sign-ins, the sign-in forms and the
+two-factor set-up code form) and ``account`` (two-factor, passwords, registration and
+confirmation, email and username changes, unified sign-in methods and WebAuthn keys);
+``helpers`` holds what they share.
 """
 
 from __future__ import annotations
@@ -58,10 +73,12 @@ from __future__ import annotations
 import collections.abc as c
 import typing as t
 
+from flask import appcontext_pushed
 from flask import Flask
 from flask import has_app_context
 from flask import request_started
 
+from . import user_changes
 from .account import on_confirmed
 from .account import on_email_changed
 from .account import on_password_changed
@@ -74,6 +91,8 @@ from .account import on_us_profile_changed
 from .account import on_username_changed
 from .account import on_wan_deleted
 from .account import on_wan_registered
+from .admins import use_admin_role
+from .datastore import hook_datastore
 from .helpers import CONNECTED
 from .sign_in import hook_forms
 from .sign_in import on_authenticated
@@ -117,6 +136,10 @@ def connect(app: Flask, audit: Recorder) -> None:
         if signal is not None:
             signal.connect(_guarded(receiver), sender=app, weak=False)
     request_started.connect(hook_forms, sender=app, weak=False)
+    appcontext_pushed.connect(hook_datastore, sender=app, weak=False)
+    user_changes.install()
+    if "audit" in app.extensions:
+        use_admin_role(app)
 
 
 def _guarded(receiver: c.Callable[..., None]) -> c.Callable[..., None]:

@@ -18,6 +18,7 @@ from .helpers import on_user
 from .helpers import record
 from .helpers import state
 from .helpers import value_before
+from .user_changes import announce_sign_up
 
 # -- two-factor ------------------------------------------------------------------------
 
@@ -40,7 +41,21 @@ def on_tf_profile_changed(user: t.Any, method: str | None = None, **_: t.Any) ->
     if previous:
         details["previous_method"] = previous
         activity = f"Changed two-factor authentication from {factor(previous)} to {factor(method)}"
+    elif _kept_method(user, method):
+        details["rekeyed"] = True
+        activity = f"Set up two-factor authentication again with a new key ({factor(method)})"
     on_user("two_factor.enabled", user, activity, details=details)
+
+
+def _kept_method(user: t.Any, method: str | None) -> bool:
+    """Whether two-factor was already on with ``method``: set up again, not turned on."""
+    import sqlalchemy as sa
+
+    try:
+        history = sa.inspect(user).attrs["tf_primary_method"].history
+    except (sa.exc.NoInspectionAvailable, KeyError, AttributeError):
+        return False
+    return bool(method) and not history.added and list(history.unchanged) == [method]
 
 
 def on_tf_disabled(user: t.Any, **_: t.Any) -> None:
@@ -73,23 +88,15 @@ def on_password_reset(user: t.Any, **_: t.Any) -> None:
 
 
 def on_registered(user: t.Any, **_: t.Any) -> None:
-    """``form_data`` and the confirmation token that come with the signal are never read."""
-    if getattr(user, "id", 0) is None:
-        _flush(user)
+    """``form_data`` and the confirmation token that come with the signal are never read.
+
+    An SQLAlchemy user is recorded by the flush that inserts it (see ``user_changes``), in
+    the sign-up's own transaction; any other is recorded here.
+    """
+    if announce_sign_up(user):
+        return
     activity = f"Signed up as {describe_user(user)}"
     on_user("user.created", user, activity, actor=current_user() or user, details={"method": "registration"})
-
-
-def _flush(user: t.Any) -> None:
-    """Give a just-created user its id; Flask-Security commits it right after this signal."""
-    import sqlalchemy.orm as sa_orm
-
-    try:
-        db_session = sa_orm.object_session(user)
-    except sa_orm.exc.UnmappedInstanceError:
-        return
-    if db_session is not None:
-        db_session.flush()
 
 
 def on_confirmed(user: t.Any, **_: t.Any) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import typing as t
 
 from flask import current_app
+from flask import Flask
 from flask import g
 from flask import has_request_context
 from flask import request
 from flask import session
 
 from ...state import current_audit
+from ...store.rows import build_row
 from ...taxonomy import EVENT_TYPES
 
 CONNECTED = "audit.flask_security"  # app.extensions key: connect() ran for this app
@@ -28,6 +30,13 @@ _FACTORS = {
 }
 
 
+def user_model(app: Flask) -> type | None:
+    """The datastore's user class, when Flask-Security is set up on ``app``."""
+    datastore = getattr(app.extensions.get("security"), "datastore", None)
+    model = getattr(datastore, "user_model", None)
+    return model if isinstance(model, type) else None
+
+
 def record(event_type: str, **fields: t.Any) -> None:
     current_audit().record(event_type, **fields)
 
@@ -40,6 +49,16 @@ def on_user(event_type: str, user: t.Any, activity: str, *, by_user: bool = Fals
     if by_user:
         fields["actor"] = user
     record(event_type, target=_target(user), activity=activity, **fields)
+
+
+def user_row(
+    config: t.Any, event_type: str, user: t.Any, activity: str, details: dict[str, t.Any], **fields: t.Any
+) -> dict[str, t.Any]:
+    """The row of an event about ``user``'s account, to insert in a flush (not recorded here)."""
+    if event_type not in EVENT_TYPES:
+        fields.setdefault("entity", "User")
+        fields.setdefault("action", "update")
+    return build_row(config, event_type, activity=activity, target=_target(user), details=details, **fields)
 
 
 def pop_session(key: str) -> t.Any:

@@ -1,8 +1,9 @@
 """Sign-ins and failed sign-ins: ``user_authenticated``, ``user_failed_authn`` and the forms.
 
 The sign-in forms are read after validation for what Flask-Security does not announce: an
-unknown identity, a refused account, a wrong recovery code, and the first factor of a
-sign-in that a second factor completes on the next request.
+unknown identity, a refused account, a wrong recovery code, the first factor of a sign-in
+that a second factor completes on the next request, and a wrong code confirming a
+two-factor set-up from the account's settings.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ _SIGN_INS = {
 _FAILURES = {"password": "bad_password", "passcode": "bad_passcode", "passkey": "bad_passkey"}
 _REAUTHENTICATION = {"verify", "us_verify", "wan_verify_response"}
 _SIGN_IN_FORMS = ("login_form", "us_signin_form", "wan_signin_response_form", "mf_recovery_form")
+#: Read after validation too: the form that confirms a two-factor set-up with a code.
+_WATCHED_FORMS = (*_SIGN_IN_FORMS, "two_factor_verify_code_form")
 
 
 def on_authenticated(user: t.Any, authn_via: list[str] | None = None, **_: t.Any) -> None:
@@ -95,17 +98,21 @@ def on_failed_authn(user: t.Any, auth_type: str = "password", tfa: bool = False,
         details = {"method": "webauthn", "reason": "bad_passkey"}
         record("two_factor.failed", actor=user, activity=activity, details=details)
     elif tfa:
-        method = _pending_tf_method(user)
-        activity = f"Entered a wrong two-factor code ({factor(method)})"
-        record(
-            "two_factor.failed",
-            actor=user,
-            activity=activity,
-            details={"method": method, "reason": "bad_code"},
-        )
+        setup = has_request_context() and session.get("tf_state") == "validating_profile"
+        _wrong_code(user, _pending_tf_method(user), setup=setup)
     else:
         reason = _FAILURES.get(auth_type, f"bad_{auth_type}")
         _login_failed(user, None, reason, auth_type, reauthentication=view() in _REAUTHENTICATION)
+
+
+def _wrong_code(user: t.Any, method: str | None, *, setup: bool) -> None:
+    """``two_factor.failed``; ``setup`` when the code was to confirm a new set-up."""
+    details: dict[str, t.Any] = {"method": method, "reason": "bad_code"}
+    activity = f"Entered a wrong two-factor code ({factor(method)})"
+    if setup:
+        details["setup"] = True
+        activity = f"Entered a wrong two-factor set-up code ({factor(method)})"
+    record("two_factor.failed", actor=user, activity=activity, details=details)
 
 
 def _pending_tf_method(user: t.Any) -> str | None:
@@ -117,12 +124,20 @@ def _pending_tf_method(user: t.Any) -> str | None:
 def _login_failed(
     user: t.Any, identity: tuple[str, str] | None, reason: str, method: str, reauthentication: bool = False
 ) -> None:
-    """``user.login_failed`` in the Flask-Login adapter's shape: the actor is the account tried."""
-    name, typed = identity if identity is not None else ("email", describe_user(user))
+    """``user.login_failed`` in the Flask-Login adapter's shape: the actor is the account tried.
+
+    The account tried is under the sign-in form's identity field: ``email`` or ``username``
+    on the login form, ``identity`` on the unified sign-in form (known account or not).
+    """
+    unified = view() == "us_signin"
+    field = "identity" if unified else "email"
+    name, typed = identity if identity is not None else (field, describe_user(user))
     what = "re-authentication" if reauthentication else "sign-in"
     details: dict[str, t.Any] = {"reason": reason, "method": method, name: typed}
     if reauthentication:
         details["reauthentication"] = True
+    if unified:
+        details["flow"] = "unified_signin"
     record(
         "user.login_failed",
         actor=user,
@@ -143,7 +158,7 @@ def hook_forms(app: Flask, **_: t.Any) -> None:
         return
     from flask_security import FormInfo
 
-    for name in _SIGN_IN_FORMS:
+    for name in _WATCHED_FORMS:
         info = forms.get(name)
         if info is not None and not getattr(info.instantiator, _WRAPPED, False):
             security.set_form_info(name, FormInfo(instantiator=_wrap(info.instantiator, name), cls=info.cls))
@@ -180,6 +195,9 @@ def _after_validate(name: str, form: t.Any, ok: bool) -> None:
         _after_us_signin_form(form, ok)
     elif name == "wan_signin_response_form" and ok and not getattr(form, "is_secondary", False):
         session[_PRIMARY] = "webauthn"
+    elif name == "two_factor_verify_code_form" and not ok and getattr(form, "is_setup", False):
+        if form.code.data and getattr(form, "user", None) is not None:  # no signal for a set-up code
+            _wrong_code(form.user, getattr(form, "primary_method", None) or None, setup=True)
     elif name == "mf_recovery_form" and not ok and getattr(form, "user", None) and form.code.data:
         activity = "Entered a wrong two-factor code (recovery code)"
         details = {"method": "recovery_code", "reason": "bad_code"}
