@@ -103,11 +103,20 @@ def serve(
     command = [sys.executable, "-m", "gunicorn", f"--workers={workers}", "--worker-class=sync"]
     command += [f"--bind=127.0.0.1:{port}", f"--pythonpath={HERE}", "--log-level=warning", "load_app:app"]
     command += ["--no-control-socket"] if has_control_socket() else []
+    with running(command, env, "127.0.0.1", port, log):
+        yield port
+
+
+@contextlib.contextmanager
+def running(
+    command: list[str], env: c.Mapping[str, str], host: str, port: int, log: pathlib.Path
+) -> c.Iterator[None]:
+    """A gunicorn ``command`` started, answering on ``host:port``; stopped by pid afterwards."""
     with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_ready(process, port, log)
-        yield port
+        wait_ready(process, port, log, host)
+        yield
     finally:
         process.terminate()
         try:
@@ -117,13 +126,15 @@ def serve(
             process.wait()
 
 
-def wait_ready(process: subprocess.Popen[bytes], port: int, log: pathlib.Path) -> None:
+def wait_ready(
+    process: subprocess.Popen[bytes], port: int, log: pathlib.Path, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             lines = [line for line in log.read_text(errors="replace").splitlines() if line[:1].isalpha()]
             raise RuntimeError(f"gunicorn exited with {process.returncode}: {(lines or ['no log'])[-1]}")
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn = http.client.HTTPConnection(host, port, timeout=5)
         with contextlib.suppress(OSError), contextlib.closing(conn):
             conn.request("GET", "/login")
             if conn.getresponse().status == 200:

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import collections.abc as c
 import contextlib
-import http.client
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
-import time
 import typing as t
 
 import _common as common
@@ -87,29 +85,8 @@ def serve_in(
     ]
     command += ["--no-control-socket"] if load_test.has_control_socket() else []
     command.append("load_app:app")
-    with log.open("ab") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn in {namespace} exited: {log.read_text()[-1500:]}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(address, PORT, timeout=5)
-                conn.request("GET", "/login")
-                if conn.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn in {namespace} did not answer within 60 s")
-            time.sleep(0.2)
+    with load_test.running(command, env, address, PORT, log):
         yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def run(args: argparse.Namespace) -> dict[str, t.Any]:
