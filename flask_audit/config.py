@@ -76,7 +76,8 @@ def _default_is_admin(user: t.Any) -> bool:
 
 
 def _default_actor_email(user: t.Any) -> str | None:
-    email = getattr(user, "email", None)
+    """The user's ``email``; a model without one is named by its ``username``."""
+    email = getattr(user, "email", None) or getattr(user, "username", None)
     return None if email is None else str(email)
 
 

@@ -3,17 +3,40 @@
 Two kinds live here. ``event_recorded`` and ``write_failed`` are sent *by* the extension
 after each event is stored (or spooled), or could not be. The others are sent *by the
 app* for what its identity stack does not announce; the extension turns each into its
-event. Every signal is sent with the real app as sender
-(``current_app._get_current_object()``); receivers take ``(sender, **kwargs)`` and should
-accept extra keyword arguments.
+event. Every signal is sent with the real app as sender (``current_app`` itself is
+resolved to it); receivers take ``(sender, **kwargs)`` and should accept extra keyword
+arguments.
 """
 
 from __future__ import annotations
 
+import typing as t
+
 from blinker import NamedSignal
 from blinker import Namespace
 
-_signals = Namespace()
+
+class AppSignal(NamedSignal):
+    """A signal that accepts ``current_app`` itself as sender.
+
+    Receivers are connected per app, and blinker matches senders by identity: a signal sent
+    with the ``current_app`` proxy (the natural spelling in a blueprint) would reach nobody.
+    The proxy is resolved to the real app first.
+    """
+
+    def send(self, sender: t.Any | None = None, /, **kwargs: t.Any) -> list[tuple[t.Any, t.Any]]:
+        resolve = getattr(sender, "_get_current_object", None)
+        return super().send(resolve() if callable(resolve) else sender, **kwargs)
+
+
+class _Namespace(Namespace):
+    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
+        if name not in self:
+            self[name] = AppSignal(name, doc)
+        return self[name]
+
+
+_signals = _Namespace()
 
 #: Sent after an event is stored, or spooled when the database refused it.
 #: Kwargs: ``event`` (the :class:`~flask_audit.AuditEvent`), ``spooled`` (bool).

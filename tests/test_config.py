@@ -98,3 +98,10 @@ def test_init_app_fails_at_start_up_on_bad_config() -> None:
 
 def test_seal_key_string_becomes_bytes() -> None:
     assert load_config(_app(AUDIT_SEAL_KEY="s3cret")).seal_key == b"s3cret"
+
+
+def test_a_username_only_user_is_named_by_username() -> None:
+    class Person:
+        username = "priya"
+
+    assert load_config(_app()).actor_email(Person()) == "priya"

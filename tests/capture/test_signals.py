@@ -193,3 +193,12 @@ def test_signals_of_another_app_are_not_recorded_here(make_app: t.Any) -> None:
         signals.team_created.send(second, team="Elsewhere")
     assert in_first == []
     assert [e.activity for e in in_second] == ["Created team Elsewhere"]
+
+
+def test_a_signal_sent_with_the_current_app_proxy_is_recorded(app: Flask) -> None:
+    """``send(current_app, ...)``, the natural spelling in a blueprint, reaches the app's receivers."""
+    from flask import current_app
+
+    with app.test_request_context():
+        signals.team_created.send(current_app, team="Growth")
+    assert [(e.event_type, e.target_id) for e in stored(app)] == [("team.created", "Growth")]
