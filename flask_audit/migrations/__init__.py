@@ -1,8 +1,8 @@
-"""The Alembic revision that creates ``audit_event``, for apps that manage their schema
+"""The Alembic revisions that create flask_audit's tables, for apps that manage their schema
 with Flask-Migrate or Alembic instead of ``db.create_all()``.
 
-The revision lives on its own branch, labelled ``flask_audit``, with no parent: it does
-the same as ``create_all`` (table, indexes, insert-only triggers and the ``audit.enabled``
+The revisions live on their own branch, labelled ``flask_audit``, whose first has no
+parent: together they do the same as ``create_all`` (table, indexes, insert-only triggers and the ``audit.enabled``
 row) and reads ``AUDIT_RETENTION_DAYS`` from the app that runs it (90 outside an app).
 Add :data:`VERSIONS_DIR` to the version locations, keeping your own ``versions`` folder.
 With Flask-Migrate, in the app factory::
@@ -24,8 +24,11 @@ Create the table before autogenerating anything else (``flask db migrate`` would
 head first, so that plain ``flask db upgrade`` and ``flask db migrate`` keep working::
 
     flask db upgrade flask_audit@head
-    flask db merge <your head> fa0001_create_audit_event -m "merge flask_audit"
+    flask db merge <your head> flask_audit@head -m "merge flask_audit"
     flask db upgrade
+
+A later flask-audit release that ships a revision makes its branch a second head again:
+run the same three commands once more after upgrading the package.
 
 Alembic writes a new revision next to the first head it is based on: never let it land
 in :data:`VERSIONS_DIR`, inside the installed package. With no revision of your own yet,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections.abc as c
 import datetime as dt
+import os
 import pathlib
 import typing as t
 
@@ -165,3 +166,27 @@ def test_retention_window_comes_from_the_running_app(alembic_cfg: Config, engine
     with pytest.raises(sa.exc.DBAPIError, match="DELETE refused inside the retention window"):
         with engine.begin() as conn:
             conn.execute(sa.delete(audit_event_table))
+
+
+def test_the_documented_merge_leaves_one_head(
+    alembic_cfg: Config, engine: sa.Engine, tmp_path: pathlib.Path
+) -> None:
+    """An app's own revisions, then flask_audit's branch merged in as the docs say: plain
+    ``upgrade head`` works afterwards, and the audit tables are there."""
+    from alembic import __file__ as alembic_init
+    from alembic.script import ScriptDirectory
+
+    own = tmp_path / "alembic" / "versions"
+    own.mkdir()
+    template = pathlib.Path(alembic_init).parent / "templates" / "generic" / "script.py.mako"
+    (tmp_path / "alembic" / "script.py.mako").write_text(template.read_text())
+    alembic_cfg.set_main_option("version_locations", f"{own}{os.pathsep}{VERSIONS_DIR}")
+    command.revision(alembic_cfg, "the app's first", rev_id="app0001", head="base", version_path=str(own))
+    command.upgrade(alembic_cfg, "flask_audit@head")
+    command.merge(alembic_cfg, ["app0001", "flask_audit@head"], message="merge flask_audit", rev_id="app0002")
+    assert (own / "app0002_merge_flask_audit.py").exists()  # next to the app's head, not in the package
+    assert ScriptDirectory.from_config(alembic_cfg).get_heads() == ["app0002"]
+    command.upgrade(alembic_cfg, "head")
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_heads() == ("app0002",)
+        assert TABLE_NAME in sa.inspect(conn).get_table_names()
