@@ -2,8 +2,9 @@
 with Flask-Migrate or Alembic instead of ``db.create_all()``.
 
 The revisions live on their own branch, labelled ``flask_audit``, whose first has no
-parent: together they do the same as ``create_all`` (table, indexes, insert-only triggers and the ``audit.enabled``
-row) and reads ``AUDIT_RETENTION_DAYS`` from the app that runs it (90 outside an app).
+parent: together they do the same as ``create_all`` (tables, indexes, insert-only
+triggers and the ``audit.enabled`` row), reading ``AUDIT_RETENTION_DAYS`` from the app
+that runs them (90 outside an app).
 Add :data:`VERSIONS_DIR` to the version locations, keeping your own ``versions`` folder.
 With Flask-Migrate, in the app factory::
 
