@@ -232,3 +232,19 @@ def exports_run_command(once: bool, max_jobs: int | None, interval: float) -> No
     )
     if summary.failed:
         raise click.ClickException(f"{summary.failed} export job(s) failed for good: see 'last_error'.")
+
+
+@audit_cli.command("check")
+def check_command() -> None:
+    """Check the set-up: table, triggers, mailer, admins, proxies and seal key, each with its fix."""
+    from flask import current_app
+
+    from .checks import FAIL
+    from .checks import run_checks
+
+    found = run_checks(current_app._get_current_object())  # type: ignore[attr-defined]
+    for check in found:
+        click.echo(check.line())
+    failed = sum(1 for check in found if check.status == FAIL)
+    if failed:
+        raise click.ClickException(f"{failed} check(s) failed: see the lines marked FAIL.")

@@ -110,10 +110,12 @@ class Audit:
 
         from . import capture
         from .admin import views
+        from .checks import log_once as log_start_up_checks
         from .cli import audit_cli
         from .integrity.autoseal import connect_auto_seal
 
         app.cli.add_command(audit_cli)
+        app.before_request(log_start_up_checks)
         views.register(app, config)
         capture.connect(app, self)
         connect_auto_seal(app, config)

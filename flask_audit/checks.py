@@ -1,0 +1,134 @@
+"""Start-up checks: is this app's audit trail set up to work, and if not, what is the fix.
+
+``flask audit check`` prints one line per check and exits 1 when one fails; the first
+request of each worker logs the same in one line, so a missing table or mailer shows in
+the app's log before an admin meets it. A warning is a choice worth knowing about (no
+seal key, no proxy configured), not a failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import weakref
+
+import sqlalchemy as sa
+from flask import current_app
+from flask import Flask
+
+from .config import AuditConfig
+from .export import links
+from .export import mailers
+from .state import audit_state
+from .store.immutability import drop_statements
+from .store.immutability import installed_triggers
+from .store.immutability import TRIGGER_NAMES
+from .store.models import TABLE_NAME
+
+log = logging.getLogger("flask_audit")
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One thing checked: its name, ``ok``/``warn``/``FAIL``, and what was found or the fix."""
+
+    name: str
+    status: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.status:<4}  {self.name}: {self.message}"
+
+
+def run_checks(app: Flask) -> list[Check]:
+    """Every check for ``app`` (needs its app context for the database ones)."""
+    state = audit_state(app)
+    return [
+        *_database(state.engine),
+        _mailer(app),
+        _admins(app, state.config),
+        _proxies(state.config),
+        _seal_key(state.config),
+    ]
+
+
+def _database(engine: sa.Engine) -> list[Check]:
+    fix = "run db.create_all(), or flask db upgrade flask_audit@head with Flask-Migrate"
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(TABLE_NAME):
+                return [Check("table", FAIL, f"{TABLE_NAME} is missing: {fix}")]
+            found = installed_triggers(conn)
+            wanted = {
+                name
+                for name in TRIGGER_NAMES
+                if any(name in sql for sql in drop_statements(conn.dialect.name))
+            }
+    except sa.exc.SQLAlchemyError as err:
+        return [Check("database", FAIL, f"cannot connect: {getattr(err, 'orig', None) or err}")]
+    missing = sorted(wanted - found)
+    triggers = (
+        Check("triggers", FAIL, f"missing {', '.join(missing)}: run flask audit triggers")
+        if missing
+        else Check("triggers", OK, f"{len(wanted)} insert-only triggers on {TABLE_NAME}")
+    )
+    return [Check("table", OK, f"{TABLE_NAME} on {engine.url.get_backend_name()}"), triggers]
+
+
+def _mailer(app: Flask) -> Check:
+    found = mailers.mailer_name(app)
+    if found is None:
+        return Check("mailer", WARN, "none set up: exports are refused until Flask-Mail or Flask-Mailman is")
+    name, sender = f"Flask-{found.capitalize()}", app.config.get("MAIL_DEFAULT_SENDER")
+    if not sender:
+        return Check("mailer", WARN, f"{name} without MAIL_DEFAULT_SENDER: exports will fail")
+    link = "links from " + (links.base_url(app) or "nowhere (set AUDIT_EXTERNAL_URL for large exports)")
+    return Check("mailer", OK, f"{name}, from {sender}; {link}")
+
+
+def _admins(app: Flask, config: AuditConfig) -> Check:
+    if app.config.get("AUDIT_IS_ADMIN") is not None:
+        return Check("admins", OK, "AUDIT_IS_ADMIN decides")
+    if app.extensions.get("security") is not None:
+        return Check("admins", OK, f"Flask-Security-Too users with the role {config.admin_role!r}")
+    if app.extensions.get("appbuilder") is not None:
+        return Check("admins", OK, "Flask-AppBuilder's admin role, or can_access on AuditLog")
+    return Check("admins", WARN, "users whose is_admin is truthy: set AUDIT_IS_ADMIN if yours differ")
+
+
+def _proxies(config: AuditConfig) -> Check:
+    if config.trusted_proxies:
+        return Check("proxies", OK, f"the client address is read through {config.trusted_proxies} proxy(ies)")
+    return Check(
+        "proxies", WARN, "X-Forwarded-For ignored: behind a proxy, set AUDIT_TRUSTED_PROXIES to its count"
+    )
+
+
+def _seal_key(config: AuditConfig) -> Check:
+    if config.seal_key:
+        return Check("seal key", OK, "set: flask audit seal and verify can run")
+    return Check("seal key", WARN, "AUDIT_SEAL_KEY not set: the trail is insert-only but not sealed")
+
+
+_logged: weakref.WeakSet[Flask] = weakref.WeakSet()
+_logged_lock = threading.Lock()
+
+
+def log_once() -> None:
+    """Log the checks in one line, once per app and process, before its first request."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app in _logged:
+        return
+    with _logged_lock:
+        if app in _logged:
+            return
+        _logged.add(app)
+    checks = run_checks(app)
+    summary = "; ".join(f"{check.name} {check.status}" for check in checks)
+    failed = [check.line() for check in checks if check.status == FAIL]
+    if failed:
+        log.error("flask_audit start-up checks: %s. %s", summary, " ".join(failed))
+    else:
+        log.info("flask_audit start-up checks: %s (details: flask audit check)", summary)
