@@ -58,6 +58,10 @@ def _trail_metadata(db: SQLAlchemy, bind: str | None) -> sa.MetaData:
     return db._make_metadata(bind)  # get or create, as Flask-SQLAlchemy's models with a bind key do
 
 
+#: Tracked fields that read as a role change (``role.updated``) unless ``field_events`` says otherwise.
+ROLE_FIELDS = ("role", "roles", "is_admin")
+
+
 class Audit:
     """Records an insert-only audit trail for a Flask app.
 
@@ -228,8 +232,10 @@ class Audit:
         Events are ``<prefix>.created``, ``<prefix>.updated`` (with before and after of the
         changed ``fields``; other columns are ignored) and ``<prefix>.deleted``, written in
         the same transaction as the change. A field listed in ``field_events`` gets its own
-        event type instead: a tracked ``role`` field yields ``role.updated`` by default.
-        ORM bulk ``update()``/``delete()`` on ``model`` raise
+        event type instead: a tracked ``role``, ``roles`` or ``is_admin`` field yields
+        ``role.updated`` by default. A collection (many-to-many) field is shown as whole sets,
+        the sorted labels of its members before and after. An ORM bulk ``update()`` that
+        sets a tracked field, and a bulk ``delete()``, on ``model`` raise
         :class:`~flask_audit.exceptions.TrackedBulkStatementError`.
 
         :param entity: the Entity column, such as ``"Team"``.
@@ -242,8 +248,8 @@ class Audit:
         if unknown:
             raise AuditConfigError(f"{model.__name__} has no mapped attribute {unknown}.")
         events = dict(field_events) if field_events is not None else {}
-        if field_events is None and "role" in fields:
-            events["role"] = "role.updated"
+        if field_events is None:
+            events.update((name, "role.updated") for name in ROLE_FIELDS if name in fields)
         self._tracked[model] = tracking.TrackSpec(
             entity=entity,
             fields=tuple(fields),

@@ -56,17 +56,50 @@ def _primary_key(obj: t.Any) -> str | None:
     return None if any(part is None for part in key) else ",".join(str(part) for part in key)
 
 
+def _labels(objects: c.Iterable[t.Any]) -> list[str]:
+    return sorted(default_label(each) for each in objects)
+
+
+def _value(obj: t.Any, name: str) -> t.Any:
+    """A tracked field as an event shows it: a related object by its label, a collection as
+    the sorted labels of its members, a column as it is."""
+    value = getattr(obj, name, None)
+    prop = sa.inspect(obj).mapper.attrs[name]
+    if isinstance(prop, sa_orm.RelationshipProperty):
+        return _labels(value or ()) if prop.uselist else (None if value is None else default_label(value))
+    return value
+
+
 def _changes(obj: t.Any, fields: c.Iterable[str]) -> dict[str, list[t.Any]]:
+    """Before and after of each changed field; a collection as whole sets (sorted labels)."""
     state = sa.inspect(obj)
     out: dict[str, list[t.Any]] = {}
     for name in fields:
         history = state.attrs[name].history
-        if history.has_changes():
+        if not history.has_changes():
+            continue
+        prop = state.mapper.attrs[name]
+        before: t.Any
+        after: t.Any
+        if isinstance(prop, sa_orm.RelationshipProperty) and prop.uselist:
+            kept = list(history.unchanged or ())
+            before = _labels([*kept, *(history.deleted or ())])
+            after = _labels([*kept, *(history.added or ())])
+        else:
             before = history.deleted[0] if history.deleted else None
             after = history.added[0] if history.added else None
-            if before != after:
-                out[name] = [before, after]
+            if isinstance(prop, sa_orm.RelationshipProperty):
+                before, after = (None if v is None else default_label(v) for v in (before, after))
+        if before != after:
+            out[name] = [before, after]
     return out
+
+
+def _shown(value: t.Any) -> str:
+    """A value in a sentence: ``"Admin, Member"`` for a set of roles."""
+    if isinstance(value, list):
+        return ", ".join(nice(each) for each in value) or "none"
+    return nice(value)
 
 
 def _rows_for(spec: TrackSpec, obj: t.Any, verb: str, config: t.Any) -> list[dict[str, t.Any]]:
@@ -74,7 +107,7 @@ def _rows_for(spec: TrackSpec, obj: t.Any, verb: str, config: t.Any) -> list[dic
     target = (spec.prefix, _primary_key(obj))
     label = spec.label(obj)
     if verb in ("created", "deleted"):
-        values = {name: getattr(obj, name, None) for name in spec.fields}
+        values = {name: _value(obj, name) for name in spec.fields}
         sentence = f"{'Created' if verb == 'created' else 'Deleted'} {kind} {label}"
         return [_row(config, spec, spec.event_type(verb), sentence, target, {"values": values})]
     changes = _changes(obj, spec.fields)
@@ -82,7 +115,7 @@ def _rows_for(spec: TrackSpec, obj: t.Any, verb: str, config: t.Any) -> list[dic
     for name, event_type in spec.field_events.items():
         if name in changes:
             before, after = changes.pop(name)
-            sentence = f"Changed {name} of {label} from {nice(before)} to {nice(after)}"
+            sentence = f"Changed {name} of {label} from {_shown(before)} to {_shown(after)}"
             rows.append(_row(config, spec, event_type, sentence, target, {"before": before, "after": after}))
     if changes:
         if set(changes) == {"name"}:
@@ -148,11 +181,31 @@ def _after_flush(session: sa_orm.Session, flush_context: t.Any) -> None:
         recorder.write_in_flush(current_app._get_current_object(), session, rows)  # type: ignore[attr-defined]
 
 
+def _set_columns(state: sa_orm.ORMExecuteState) -> set[str] | None:
+    """The columns a bulk UPDATE sets, or ``None`` when that cannot be told."""
+    values = getattr(state.statement, "_values", None) or dict(
+        getattr(state.statement, "_ordered_values", ()) or ()
+    )
+    if not values or state.parameters:  # executemany parameters may set anything
+        return None
+    return {str(getattr(key, "key", key)) for key in values}
+
+
 def _refuse_bulk(state: sa_orm.ORMExecuteState) -> None:
+    """Refuse a bulk statement that would change a tracked field without its event.
+
+    A bulk UPDATE that sets no tracked field goes through (libraries run such statements
+    on user tables, Flask-AppBuilder's sign-in timing guard among them); a bulk DELETE, or
+    an UPDATE of a tracked field, is refused.
+    """
     if not (state.is_update or state.is_delete) or state.bind_mapper is None:
         return
     found = _tracked(state.session)
-    if found is None or _spec_for(found[1], state.bind_mapper.class_) is None:
+    spec = None if found is None else _spec_for(found[1], state.bind_mapper.class_)
+    if spec is None:
+        return
+    columns = _set_columns(state) if state.is_update else None
+    if columns is not None and not columns & set(spec.fields):
         return
     raise TrackedBulkStatementError(
         f"A bulk {'UPDATE' if state.is_update else 'DELETE'} on the tracked model"
