@@ -79,7 +79,12 @@ def _configure(app: Flask, config: c.Mapping[str, t.Any] | None) -> None:
         AUDIT_URL_PREFIX="/settings/audit-logs",
         AUDIT_IS_ADMIN=is_admin,
         AUDIT_TEAM_LOADER=auth.current_team_name,
+        # Where download links in export mail point; FLASK_AUDIT_EXTERNAL_URL sets another.
+        AUDIT_EXTERNAL_URL="http://127.0.0.1:5000",
         DEMO_PRODUCT_NAME=PRODUCT_NAME,
+        # Cookies go with top-level navigations only, never with another site's forms or frames.
+        SESSION_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SAMESITE="Lax",
     )
     # FLASK_MAIL_SERVER=smtp.example.com (and the like) sends real mail instead.
     app.config.from_prefixed_env()

@@ -8,6 +8,8 @@ password, and :func:`flask_audit.totp.verify_totp` for the code step, which reco
 
 from __future__ import annotations
 
+import functools
+import secrets
 import typing as t
 
 from flask import Blueprint
@@ -23,6 +25,7 @@ from flask_login import login_required
 from flask_login import login_user
 from flask_login import logout_user
 from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
 
 from flask_audit import signals
 from flask_audit.capture.flask_login import mark_login
@@ -60,6 +63,17 @@ def current_team_name() -> str | None:
     return user.primary_team.name
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made the way real ones are.
+
+    Checked against when the email is unknown, so that a refused sign-in takes as long for
+    an unknown account as for a known one and its timing does not tell which emails exist
+    (as Django and Flask-Security do).
+    """
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def _home() -> str:
     return safe_next(request.values.get("next")) or url_for("workspace.overview")
 
@@ -74,6 +88,8 @@ def login() -> ResponseReturnValue:
     if not email or not password:
         return render_template("auth/login.html", email=email, error="Enter your email and password."), 400
     user = get_by_email(email)
+    if user is None:
+        check_password_hash(_dummy_hash(), password)  # as long as for a known account
     if user is None or not check_password_hash(user.password_hash, password):
         reason = "unknown_user" if user is None else "bad_password"
         signals.login_failed.send(app_object(), email=email, reason=reason, user=user)

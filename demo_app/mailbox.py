@@ -4,6 +4,9 @@ With ``MAIL_SUPPRESS_SEND`` on, Flask-Mail still sends its ``email_dispatched`` 
 the receiver stores each message, attachments included, so invitation links and audit
 exports can be opened at ``/dev/mailbox``. The message is stored on its own connection,
 so a sender that never commits (a background export job, say) cannot lose it.
+
+Everyone's mail is in one place, so only workspace admins may open it: an invitation link
+read by anyone else is a way in, and an export attachment is the audit log itself.
 """
 
 from __future__ import annotations
@@ -15,21 +18,27 @@ import typing as t
 
 import sqlalchemy as sa
 import sqlalchemy.orm as sa_orm
+from flask import abort
 from flask import Blueprint
 from flask import Flask
 from flask import render_template
 from flask import Response
 from flask import send_file
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_mail import email_dispatched
 from markupsafe import escape
 from markupsafe import Markup
 
 from .extensions import db
+from .extensions import login_manager
 from .models import MailAttachment
 from .models import MailMessage
 
 blueprint = Blueprint("mailbox", __name__, url_prefix="/dev/mailbox")
+ADMINS_ONLY = (
+    "The development mailbox is for workspace admins only: it holds everyone's invitations and exports."
+)
 
 _URL = re.compile(r"https?://[^\s<>\"']+")
 
@@ -79,6 +88,16 @@ def linkify(text: str) -> Markup:
         last = match.start() + len(url)
     parts.append(escape(text[last:]))
     return Markup("").join(parts)
+
+
+@blueprint.before_request
+def _admins_only() -> ResponseReturnValue | None:
+    """Anonymous visitors go to sign in; members get 403."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()  # type: ignore[no-any-return]
+    if not getattr(current_user, "is_admin", False):
+        abort(403, ADMINS_ONLY)
+    return None
 
 
 @blueprint.get("/")

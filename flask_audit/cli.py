@@ -17,6 +17,7 @@ from .export import jobs
 from .integrity import retention
 from .integrity import sealing
 from .integrity import verification
+from .integrity.canonical import UnreadableValue
 from .query.filters import AuditFilter
 from .state import audit_state
 from .state import AuditState
@@ -143,7 +144,7 @@ def seal_command() -> None:
         sealing.require_key(state.config.seal_key, "seal the audit trail")
         folding.report_due(state.engine, state.config)  # a closed window's count goes in the seal
         result = sealing.seal(state.engine, state.config.seal_key)
-    except (AuditError, sa.exc.SQLAlchemyError) as err:
+    except (AuditError, UnreadableValue, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
     if not result.seals:
         click.echo("Nothing new to seal: every committed event is sealed.")

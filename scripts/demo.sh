@@ -13,6 +13,7 @@ host=127.0.0.1
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[saml,demo]"
 
+export FLASK_AUDIT_EXTERNAL_URL="http://$host:$port"
 "$venv/bin/flask" --app demo_app demo init
 echo
 echo "Acme Workspace is running at http://$host:$port/  (Ctrl+C to stop)"

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import Response
 from flask_mail import Attachment
 from flask_mail import Message
+from werkzeug.security import check_password_hash
 
 import demo_app
 from demo_app import seed
@@ -428,9 +429,10 @@ def test_mailbox_keeps_messages_and_attachments(demo: Demo) -> None:
         message = Message("Your export", recipients=["ada@example.com"], body="Attached.")
         message.attachments.append(Attachment("audit.csv", "text/csv", data))
         mail.send(message)
-    client = demo.client()
+    client = demo.sign_in("ada@example.com")
     listing = client.get("/dev/mailbox/").text
     assert "Your export" in listing
+    assert "For workspace admins only" in listing
     with demo.app.app_context():
         stored = db.session.scalars(sa.select(MailMessage)).one()
         message_id, attachment_id = stored.id, stored.attachments[0].id
@@ -441,6 +443,85 @@ def test_mailbox_keeps_messages_and_attachments(demo: Demo) -> None:
     assert download.data == data
     assert download.headers["Content-Disposition"] == "attachment; filename=audit.csv"
     assert client.get(f"/dev/mailbox/{message_id + 1}/attachments/{attachment_id}").status_code == 404
+
+
+def _invitation_in_the_mailbox(demo: Demo) -> tuple[int, int]:
+    """Ada invites a new admin and mails an export: (the export's message id, its attachment's)."""
+    admin = demo.sign_in("ada@example.com")
+    data = {"email": "eve@example.com", "role": "admin"}
+    assert post(admin, "/invitations", data, page="/members").status_code == 302
+    with demo.app.test_request_context():
+        message = Message("Your export", recipients=["ada@example.com"], body="Attached.")
+        message.attachments.append(Attachment("audit.csv", "text/csv", b"Time,Team\r\n"))
+        mail.send(message)
+    with demo.app.app_context():
+        invite, export = db.session.scalars(sa.select(MailMessage).order_by(MailMessage.id)).all()
+        ids = (invite.id, export.id, export.attachments[0].id)
+        db.session.remove()
+    assert "/invitations/" in admin.get(f"/dev/mailbox/{ids[0]}").text  # the admin reads it
+    return ids[1], ids[2]
+
+
+def test_mailbox_is_closed_to_anonymous_visitors(demo: Demo) -> None:
+    """The red team's path: read an admin invitation from the mailbox, accept it, be admin."""
+    message_id, attachment_id = _invitation_in_the_mailbox(demo)
+    anonymous = demo.client()
+    for path in ("/dev/mailbox/", f"/dev/mailbox/{message_id - 1}", f"/dev/mailbox/{message_id}"):
+        response = anonymous.get(path)
+        assert response.status_code == 302
+        assert response.location.startswith("/login?next=")
+    download = anonymous.get(f"/dev/mailbox/{message_id}/attachments/{attachment_id}")
+    assert download.status_code == 302
+    assert b"Time,Team" not in download.data
+    assert "/invitations/" not in anonymous.get("/dev/mailbox/", follow_redirects=True).text
+    assert "Mailbox" not in anonymous.get("/login").text
+
+
+def test_mailbox_is_closed_to_members(demo: Demo) -> None:
+    message_id, attachment_id = _invitation_in_the_mailbox(demo)
+    member = demo.sign_in("ben@example.com")
+    for path in (
+        "/dev/mailbox/",
+        f"/dev/mailbox/{message_id}",
+        f"/dev/mailbox/{message_id}/attachments/{attachment_id}",
+    ):
+        response = member.get(path)
+        assert response.status_code == 403
+        assert "The development mailbox is for workspace admins only" in response.text
+    assert 'href="/dev/mailbox/"' not in member.get("/").text
+    assert 'href="/dev/mailbox/"' in demo.sign_in("ada@example.com").get("/").text
+
+
+def test_an_unknown_email_costs_a_password_check_too(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same work for a known and an unknown account: timing does not tell which emails exist."""
+    checked: list[str] = []
+
+    def spy(pwhash: str, password: str) -> bool:
+        checked.append(pwhash)
+        return check_password_hash(pwhash, password)
+
+    monkeypatch.setattr(demo_app.auth, "check_password_hash", spy)
+    client = demo.client()
+    unknown = post(client, "/login", {"email": "nobody@example.com", "password": "guess"})
+    assert unknown.status_code == 401
+    [dummy] = checked
+    ben = demo.user("ben@example.com")
+    assert ben is not None and ben.password_hash.split("$")[0] == dummy.split("$")[0]  # the same method
+    known = post(client, "/login", {"email": "ben@example.com", "password": "guess"})
+    assert known.status_code == 401
+    assert checked == [dummy, ben.password_hash]
+    assert "Incorrect email or password." in unknown.text and "Incorrect email or password." in known.text
+    post(client, "/login", {"email": "nobody2@example.com", "password": "guess"})
+    assert checked[-1] == dummy  # made once, then reused
+
+
+def test_session_cookies_are_same_site_lax(demo: Demo) -> None:
+    client = demo.client()
+    response = post(client, "/login", {"email": "ben@example.com", "password": PASSWORD, "remember": "on"})
+    assert response.status_code == 302
+    cookies = {header.split("=", 1)[0]: header for header in response.headers.getlist("Set-Cookie")}
+    assert "SameSite=Lax" in cookies[demo.app.config["SESSION_COOKIE_NAME"]]
+    assert "SameSite=Lax" in cookies["remember_token"]
 
 
 def test_mailbox_is_off_when_an_smtp_server_is_configured(db_url: str) -> None:

@@ -119,9 +119,22 @@ def _require_admin() -> ResponseReturnValue | None:
     return None
 
 
+def _no_framing(policy: str | None) -> str:
+    """``policy`` with ``frame-ancestors 'none'``: the app's other directives kept, its own
+    ``frame-ancestors`` (if any) replaced, since no page of the audit log may be framed."""
+    directives = [part.strip() for part in (policy or "").split(";") if part.strip()]
+    kept = [part for part in directives if part.split()[0].lower() != "frame-ancestors"]
+    return "; ".join([*kept, "frame-ancestors 'none'"])
+
+
 @blueprint.after_request
 def _private(response: Response) -> Response:
-    """Audit data must not sit in shared caches, nor leak filter values through referrers."""
+    """Audit data must not sit in shared caches, nor leak filter values through referrers;
+    no page may be framed (a framed, signed-in page can be clicked into an export), and no
+    response sniffed into another type (the JSON API, the CSV download)."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = _no_framing(response.headers.get("Content-Security-Policy"))
     if request.endpoint != "audit.static":
         response.headers["Cache-Control"] = "private, no-store"
         response.headers["Referrer-Policy"] = "same-origin"

@@ -18,6 +18,7 @@ import decimal
 import hashlib
 import itertools
 import json
+import math
 import struct
 import typing as t
 import zlib
@@ -26,6 +27,7 @@ from ..store.models import audit_event_table
 
 _COLUMNS = tuple(name for name in audit_event_table.c.keys() if name != "id")
 Row = c.Mapping[t.Any, t.Any]  # an event or seal row, as read or about to be written
+_MAX_DIGITS = 4000  # below Python's int-to-text limit (4300): such an integer can be hashed
 
 
 def _number(value: int | float) -> int | float:
@@ -35,14 +37,89 @@ def _number(value: int | float) -> int | float:
     return value
 
 
+class UnreadableValue(ValueError):
+    """A stored value no writer could have stored: it has no canonical form.
+
+    Raised for text that is not JSON, a number beyond a float, a time that is not a time,
+    bytes where text belongs. A sealed row holding one was changed after it was sealed.
+    """
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(f"{column}: {reason}")
+        self.column, self.reason = column, reason
+
+
+def describe(value: t.Any) -> str:
+    """What a value of the wrong type is, for a message: ``NULL``, ``text``, ``bytes``..."""
+    names = {type(None): "NULL", str: "text", bytes: "bytes", int: "an integer", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+class _Refused(ValueError):
+    """A JSON number the canonical form cannot hold."""
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _Refused(f"the number {text[:40]} is beyond the range of a float")
+    return number
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits")
+    return int(text)
+
+
+def _constant(name: str) -> t.NoReturn:
+    raise _Refused(f"{name}, which is not a JSON number")
+
+
+def load_details(text: t.Any) -> t.Any:
+    """Parse ``details`` as stored (JSON text), refusing what JSON and the seals cannot hold.
+
+    The same values as SQLAlchemy's and psycopg's ``json.loads`` for anything a writer
+    stores; ``NaN``, ``Infinity`` and numbers beyond a float raise instead of becoming
+    ``nan`` or ``inf``, which have no canonical form.
+
+    :raises UnreadableValue: not JSON text.
+    """
+    if text is None or isinstance(text, dict | list):
+        return text  # SQL NULL; or a driver that decoded the JSON already
+    if not isinstance(text, str):
+        raise UnreadableValue("details", f"{describe(text)}, not JSON text")
+    try:
+        return json.loads(text, parse_float=_finite, parse_int=_integer, parse_constant=_constant)
+    except RecursionError:
+        raise UnreadableValue("details", "JSON nested too deeply") from None
+    except _Refused as err:
+        raise UnreadableValue("details", str(err)) from None
+    except ValueError as err:
+        raise UnreadableValue("details", f"not valid JSON: {str(err)[:120]}") from None
+
+
 def _normalise(value: t.Any) -> t.Any:
     if isinstance(value, dict):
         return {key: _normalise(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_normalise(item) for item in value]
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise UnreadableValue("details", f"the number {value} has no JSON form")
         return _number(value)
-    return value
+    if value is None or isinstance(value, str | int):
+        return value
+    raise UnreadableValue("details", f"{describe(value)} is not a JSON value")
+
+
+def _scalar(column: str, value: t.Any) -> t.Any:
+    """A column's value if JSON can hold it as a writer stored it (text, a number, NULL)."""
+    if value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise UnreadableValue(column, f"{describe(value)}, not text")
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
@@ -51,10 +128,19 @@ def iso_utc(value: dt.datetime | None) -> str | None:
 
 
 def event_content(row: Row) -> str:
-    """Every column but ``id`` as a JSON array: the part of an event that can move."""
-    values = [row[name] for name in _COLUMNS]
-    values[_COLUMNS.index("occurred_at")] = iso_utc(row["occurred_at"])
-    values[-1] = _normalise(row["details"])
+    """Every column but ``id`` as a JSON array: the part of an event that can move.
+
+    :raises UnreadableValue: a column holds what no writer stores (a time that is not a
+        time, bytes, ``details`` with a non-finite number); it names the column.
+    """
+    when = row["occurred_at"]
+    if when is not None and not isinstance(when, dt.datetime):
+        raise UnreadableValue("occurred_at", f"{describe(when)}, not a time")
+    values = [iso_utc(when) if name == "occurred_at" else _scalar(name, row[name]) for name in _COLUMNS[:-1]]
+    try:
+        values.append(_normalise(row["details"]))
+    except RecursionError:
+        raise UnreadableValue("details", "JSON nested too deeply") from None
     return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

@@ -129,6 +129,15 @@ def _archive_line(row: c.Mapping[t.Any, t.Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def _owner_only(path: str, flags: int) -> int:
+    """Open the archive being written for its owner only (0600): it holds audit data.
+
+    A stale ``.partial`` left by a crash is narrowed too, since it becomes the archive."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def write_archive(
     engine: sa.Engine, path: str | os.PathLike[str], where: sa.ColumnElement[bool], batch: int
 ) -> int:
@@ -144,7 +153,7 @@ def write_archive(
         raise AuditError(f"The archive {target} already exists: prune never overwrites an archive.")
     partial = target.with_name(target.name + ".partial")
     written: list[int] = []
-    with open(partial, "wb") as raw:
+    with open(partial, "wb", opener=_owner_only) as raw:
         with gzip.GzipFile(fileobj=raw, mode="wb") as zipped, io.TextIOWrapper(zipped, "utf-8") as out:
             last: int | None = None
             while True:

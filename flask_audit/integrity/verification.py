@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections.abc as c
 import dataclasses
+import datetime as dt
 import hmac as hmac_
+import sqlite3
 import struct
 import typing as t
 import zlib
@@ -20,11 +22,14 @@ import sqlalchemy as sa
 from ..exceptions import SealMismatchError
 from ..store.models import audit_event_table
 from ..store.models import audit_seal_table
+from .canonical import describe
 from .canonical import event_content
 from .canonical import leaf
+from .canonical import load_details
 from .canonical import merkle_root
 from .canonical import Row
 from .canonical import unpack_manifest
+from .canonical import UnreadableValue
 from .sealing import GENESIS
 from .sealing import require_key
 from .sealing import sign
@@ -67,11 +72,82 @@ class VerifyReport:
             raise SealMismatchError(self.problem.message)
 
 
+#: What a column type or driver raises for a value it cannot load (a server error is not one).
+_LOAD_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError)
+#: The key under which a row that could not be loaded carries ``(column, reason)``.
+_UNREADABLE = "unreadable"
+
+
+def _cannot_load(err: Exception) -> bool:
+    """Whether ``err`` is about a stored value rather than the database or the connection.
+
+    The driver of SQLite refuses text that is not UTF-8 with an ``OperationalError`` of its own.
+    """
+    if isinstance(err, _LOAD_ERRORS):
+        return True
+    orig = getattr(err, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith("Could not decode")
+
+
+def _reason(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _read(
+    conn: sa.Connection, table: sa.Table, columns: c.Sequence[t.Any], query: sa.Select[t.Any]
+) -> list[Row]:
+    """The rows of ``query`` (id order) as dicts; one that cannot be loaded becomes
+    ``{"id": ..., _UNREADABLE: (column, reason)}`` naming its first such column.
+
+    Column types parse on the way out (a time stored as text on SQLite, a manifest that
+    is not bytes): a value an attacker wrote there must become a finding, not a traceback.
+    """
+    try:
+        return [dict(row._mapping) for row in conn.execute(query)]
+    except Exception as err:
+        if not _cannot_load(err):
+            raise
+    rows: list[Row] = []  # find the row, then its column, one at a time
+    for row_id in conn.scalars(query.with_only_columns(table.c.id)):
+        try:
+            rows.append(dict(conn.execute(query.where(table.c.id == row_id)).one()._mapping))
+        except Exception as err:
+            if not _cannot_load(err):
+                raise
+            rows.append({"id": row_id, _UNREADABLE: _first_unreadable(conn, table, columns, row_id, err)})
+    return rows
+
+
+def _first_unreadable(
+    conn: sa.Connection, table: sa.Table, columns: c.Sequence[t.Any], row_id: int, err: Exception
+) -> tuple[str, str]:
+    for column in columns:
+        try:
+            conn.execute(sa.select(column).where(table.c.id == row_id)).one()
+        except Exception as bad:
+            if not _cannot_load(bad):
+                raise
+            return column.name, _reason(getattr(bad, "orig", None) or bad)
+    return "row", _reason(err)
+
+
+def _event_columns(dialect: str) -> list[t.Any]:
+    """Every event column, ``details`` as its stored text: parsed by
+    :func:`~flask_audit.integrity.canonical.load_details`, so that invalid JSON or a
+    non-finite number is named alike on every backend (psycopg would decode ``jsonb`` itself).
+    """
+    details = _EVENTS.c.details
+    text = sa.cast(details, sa.Text) if dialect == "postgresql" else sa.type_coerce(details, sa.Text)
+    return [column for column in _EVENTS.c if column is not details] + [text.label("details")]
+
+
 class _Cursor:
     """The events in id order, read in keyset batches, with the current one at hand."""
 
     def __init__(self, conn: sa.Connection, upper: int, batch_size: int) -> None:
         self._conn, self._upper, self._size = conn, upper, batch_size
+        self._columns = _event_columns(conn.dialect.name)
         self._batch: list[Row] = []
         self._last: int | None = None
         self.current: Row | None = None
@@ -79,18 +155,56 @@ class _Cursor:
 
     def advance(self) -> None:
         if not self._batch:
-            query = sa.select(_EVENTS).where(_EVENTS.c.id <= self._upper)
+            query = sa.select(*self._columns).where(_EVENTS.c.id <= self._upper)
             if self._last is not None:
                 query = query.where(_EVENTS.c.id > self._last)
-            rows = self._conn.execute(query.order_by(_EVENTS.c.id).limit(self._size)).all()
-            self._batch = [row._mapping for row in reversed(rows)]
-            self._last = int(rows[-1].id) if rows else self._last
+            query = query.order_by(_EVENTS.c.id).limit(self._size)
+            rows = [_loaded(row) for row in _read(self._conn, _EVENTS, self._columns, query)]
+            self._batch = rows[::-1]
+            self._last = int(rows[-1]["id"]) if rows else self._last
         self.current = self._batch.pop() if self._batch else None
 
     def within(self, upper: int) -> Row | None:
         """The current event if its id is at most ``upper``."""
         row = self.current
         return row if row is not None and row["id"] <= upper else None
+
+
+def _loaded(row: Row) -> Row:
+    """``row`` with its ``details`` text parsed, or marked unreadable."""
+    if _UNREADABLE in row:
+        return row
+    try:
+        return {**row, "details": load_details(row["details"])}
+    except UnreadableValue as err:
+        return {"id": row["id"], _UNREADABLE: (err.column, err.reason)}
+
+
+_TEXT, _WHOLE, _TIME = ((str,), "text"), ((int,), "a whole number"), ((dt.datetime,), "a time")
+#: The Python types each seal column must load as; anything else was not written by a sealer.
+_LINK_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "kind": _TEXT,
+    "sealed_at": _TIME,
+    "first_id": ((int, type(None)), "a whole number"),
+    "last_id": _WHOLE,
+    "event_count": _WHOLE,
+    "cutoff": ((dt.datetime, type(None)), "a time"),
+    "merkle_root": _TEXT,
+    "manifest": ((bytes,), "bytes"),
+    "prev_hmac": _TEXT,
+    "hmac": _TEXT,
+}
+
+
+def _unreadable_link(link: Row) -> tuple[str, str] | None:
+    """``(column, reason)`` for the first value of ``link`` a sealer could not have written."""
+    if _UNREADABLE in link:
+        return t.cast(tuple[str, str], link[_UNREADABLE])
+    for name, (types, expected) in _LINK_TYPES.items():
+        value = link[name]
+        if not isinstance(value, types) or isinstance(value, bool):
+            return name, f"{describe(value)}, not {expected}"
+    return None
 
 
 def _intact(link: Row, key: bytes) -> bool:
@@ -111,6 +225,11 @@ def _check_links(links: c.Sequence[Row], key: bytes) -> Problem | None:
     expected = GENESIS
     for link in links:
         sid = link["id"]
+        unreadable = _unreadable_link(link)
+        if unreadable is not None:
+            column, reason = unreadable
+            message = f"Seal {sid} was altered: its {column} cannot be read ({reason})."
+            return Problem("seal_altered", message, None, sid)
         if not _intact(link, key):
             message = (
                 f"Seal {sid} was altered: its HMAC does not match (or AUDIT_SEAL_KEY is not the key it"
@@ -165,7 +284,17 @@ def _check_range(link: Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[
             message = f"Event {expected} was deleted: seal {sid} covers it and no prune removed it."
             return Problem("deleted", message, expected, sid), checked, pending
         row = t.cast(Row, row)  # present and expected: the same id
-        event_id, content = int(row["id"]), event_content(row)
+        event_id = int(row["id"])
+        try:
+            if _UNREADABLE in row:
+                raise UnreadableValue(*row[_UNREADABLE])
+            content = event_content(row)
+        except UnreadableValue as err:
+            message = (
+                f"Event {event_id} was modified after seal {sid} sealed it: its {err.column} cannot be"
+                f" read ({err.reason})."
+            )
+            return Problem("modified", message, event_id, sid), checked, pending
         if leaf(event_id, content) != leaves[i]:
             pairs = zip(ids, leaves, strict=True)
             moved = [other for other, sealed in pairs if other != event_id and leaf(other, content) == sealed]
@@ -199,11 +328,11 @@ def verify(
     options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     checked = pending = 0
     with engine.connect().execution_options(**options) as conn:
-        links = [row._mapping for row in conn.execute(sa.select(_SEALS).order_by(_SEALS.c.id))]
-        seals = [link for link in links if link["kind"] == "seal"]
+        links = _read(conn, _SEALS, list(_SEALS.c), sa.select(_SEALS).order_by(_SEALS.c.id))
+        problem = _check_links(links, key)
+        seals = [link for link in links if link.get("kind") == "seal" and _unreadable_link(link) is None]
         sealed_to = int(seals[-1]["last_id"]) if seals else 0
         unsealed = conn.scalar(sa.select(sa.func.count()).where(_EVENTS.c.id > sealed_to)) or 0
-        problem = _check_links(links, key)
         if problem is None and anchor is not None and anchor not in {link["hmac"] for link in links}:
             message = f"The chain does not contain the anchor {anchor}: the newest seals were removed."
             problem = Problem("seal_removed", message)
@@ -215,5 +344,5 @@ def verify(
                 checked, pending, lo = checked + done, pending + waiting, int(link["last_id"])
                 if problem is not None:
                     break
-    head = str(links[-1]["hmac"]) if links else GENESIS
+    head = str(links[-1].get("hmac", "")) if links else GENESIS
     return VerifyReport(len(links), checked, int(unsealed), pending, pruned.up_to, head, problem)

@@ -48,9 +48,15 @@ def _decode(line: str) -> dict[str, t.Any]:
     return data
 
 
+def _private(path: str, flags: int) -> int:
+    """Create files for the owner only (0600): spooled events are audit data. An existing
+    file keeps its mode, so a deliberately wider one (a log shipper's group) stays so."""
+    return os.open(path, flags, 0o600)
+
+
 @contextlib.contextmanager
 def _locked(path: str, mode: str) -> c.Iterator[t.IO[str]]:
-    with open(path, mode, encoding="utf-8") as fh:
+    with open(path, mode, encoding="utf-8", opener=_private) as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield fh
@@ -104,7 +110,7 @@ def replay(path: str, engine: sa.Engine) -> ReplayResult:
             result.inserted += inserted
             result.duplicates += len(rows[start : start + REPLAY_BATCH]) - inserted
         if rejected:
-            with open(path + ".rejected", "a", encoding="utf-8") as bad:
+            with open(path + ".rejected", "a", encoding="utf-8", opener=_private) as bad:
                 bad.writelines(rejected)
             result.rejected = len(rejected)
         fh.seek(0)
