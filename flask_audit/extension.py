@@ -109,7 +109,8 @@ class Audit:
         _register_tables(_trail_metadata(db, config.bind))
         install_orm_guard()
         recorder.install_session_hooks()
-        self._states[app] = AuditState(config=config, db=db, audit=self)
+        state = self._states[app] = AuditState(config=config, db=db, audit=self)
+        weakref.finalize(app, state.writer.dispose)  # the writer's connections close with the app
         app.extensions["audit"] = self
 
         from . import capture

@@ -159,14 +159,37 @@ def _report(conn: sa.Connection, config: AuditConfig, fold: dict[str, t.Any]) ->
     )
 
 
+#: Server answers that mean "try the transaction again": a deadlock or serialization
+#: failure (MariaDB 1213, PostgreSQL 40P01 and 40001), SQLite busy.
+_RETRY_CODES = {1213, 1205, "40P01", "40001"}
+ATTEMPTS = 5
+
+
+def _worth_retrying(err: sa.exc.DBAPIError) -> bool:
+    if isinstance(err, sa.exc.IntegrityError):  # two first attempts from a new address
+        return True
+    orig = err.orig
+    args = getattr(orig, "args", None) or (None,)
+    code = getattr(orig, "sqlstate", None) or args[0]
+    return code in _RETRY_CODES or "database is locked" in str(orig)
+
+
 def store_failure(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.Any]) -> int | None:
-    """Count (and maybe store) one failed sign-in in a transaction of its own; retried once on
-    a race for a new address's counter row, which another attempt created first."""
-    for attempt in (1, 2):
+    """Count (and maybe store) one failed sign-in in a transaction of its own.
+
+    Attempts from one address queue on its counter row; one that loses a race (two first
+    attempts creating the row, a deadlock) is rolled back whole and tried again, so it is
+    counted once. READ COMMITTED keeps InnoDB from locking the gap where a new address's
+    row goes, which would make two first attempts deadlock.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
         try:
-            with engine.begin() as conn:
-                return count_failure(conn, config, row)
-        except sa.exc.IntegrityError:
-            if attempt == 2:
+            with engine.connect() as conn:
+                if conn.dialect.name in ("mysql", "mariadb"):
+                    conn = conn.execution_options(isolation_level="READ COMMITTED")
+                with conn.begin():
+                    return count_failure(conn, config, row)
+        except sa.exc.DBAPIError as err:
+            if attempt == ATTEMPTS or not _worth_retrying(err):
                 raise
     return None  # pragma: no cover - the loop returns or raises
