@@ -9,6 +9,7 @@ decides: raise :class:`AuditWriteError`, or spool the event to a local file for 
 from __future__ import annotations
 
 import collections.abc as c
+import logging
 import typing as t
 
 import sqlalchemy as sa
@@ -27,6 +28,11 @@ from . import spool
 from .models import audit_event_table
 from .models import AuditEvent
 
+log = logging.getLogger("flask_audit")
+MISSING_TABLE = (
+    "the audit tables are missing: run db.create_all(), or flask db upgrade flask_audit@head"
+    " with Flask-Migrate; events wait in AUDIT_SPOOL_PATH until then (flask audit replay)"
+)
 _INSERT = sa.insert(audit_event_table)
 _ID_BY_UID = sa.select(audit_event_table.c.id).where(audit_event_table.c.uid == sa.bindparam("uid"))
 _PENDING = "_flask_audit_pending"
@@ -142,21 +148,38 @@ def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.A
         else:
             event_id = _insert_reconnecting(engine, row)
     except sa.exc.SQLAlchemyError as err:
+        if missing_table(err):  # a set-up mistake, not an outage: never a failed sign-in
+            log.error(MISSING_TABLE)
+            return refuse(app, config, row, MISSING_TABLE, err, spool_anyway=True)
         return refuse(app, config, row, str(getattr(err, "orig", None) or err), err)
     event = _as_event(row, event_id)
     event_recorded.send(app, event=event, spooled=False)
     return event
 
 
+def missing_table(err: sa.exc.SQLAlchemyError) -> bool:
+    """Whether the database said that the audit table does not exist."""
+    orig = getattr(err, "orig", None)
+    code = getattr(orig, "sqlstate", None) or (getattr(orig, "args", None) or (None,))[0]
+    return code in ("42P01", "42S02", 1146) or f"no such table: {audit_event_table.name}" in str(orig)
+
+
 def refuse(
-    app: Flask, config: AuditConfig, row: dict[str, t.Any], reason: str, cause: BaseException | None
+    app: Flask,
+    config: AuditConfig,
+    row: dict[str, t.Any],
+    reason: str,
+    cause: BaseException | None,
+    *,
+    spool_anyway: bool = False,
 ) -> AuditEvent:
     """An event that cannot be stored now: spool it, or raise, as ``AUDIT_ON_WRITE_ERROR`` says.
 
     ``write_failed`` goes out first either way, so that a sign-in whose event is lost can
-    be taken back before the error reaches the view.
+    be taken back before the error reaches the view. ``spool_anyway``: a missing table is
+    spooled whatever the policy, until ``flask audit replay`` can load it.
     """
-    spooled = config.on_write_error == "spool"
+    spooled = spool_anyway or config.on_write_error == "spool"
     event = _as_event(row, None)
     write_failed.send(app, event=event, reason=reason, spooled=spooled)
     if not spooled:

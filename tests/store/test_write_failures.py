@@ -150,3 +150,23 @@ def test_standalone_events_never_take_a_connection_from_the_app_pool(make_app: M
         event = audit_of(app).record("team.created")
         assert writer_of(app).writer_engine is not database.engine
     assert [e.uid for e in stored(app)] == [event.uid]
+
+
+def test_a_missing_table_spools_the_sign_in_instead_of_failing_it(
+    make_app: MakeApp, tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A set-up mistake (the tables were never created) is named in the log, and the events
+    wait in the spool: the sign-in stands, even under ``raise``."""
+    app = make_app(PROPAGATE_EXCEPTIONS=False)
+    add_user(app, "alice@example.com")
+    with app.app_context(), app.extensions["sqlalchemy"].engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE audit_event")
+    client, status = _sign_in(app)
+    assert (status, _signed_in(client)) == (200, True)
+    assert "the audit tables are missing: run db.create_all()" in caplog.text
+    assert spool.pending(str(tmp_path / "spool.jsonl")) == 1
+    with app.app_context():
+        app.extensions["sqlalchemy"].create_all()
+    result = app.test_cli_runner().invoke(args=["audit", "replay"])
+    assert result.exit_code == 0, result.output
+    assert [e.event_type for e in stored(app)] == ["user.login"]
