@@ -176,8 +176,10 @@ def _link_args() -> dict[str, str]:
 def _export_context(tzname: str) -> dict[str, t.Any]:
     """The export form's target and fields, when the app provides ``audit.export``."""
     if "audit.export" not in current_app.view_functions:
-        return {"export_url": None, "export_filters": {}, "csrf_token": None}
+        return {"export_url": None, "export_filters": {}, "csrf_token": None, "export_unavailable": None}
     from flask_wtf.csrf import generate_csrf
+
+    from ..export.views import unavailable_reason
 
     # The visitor's own values and zone: the export reads them as the page did, and sends
     # the admin back to the same link.
@@ -185,6 +187,7 @@ def _export_context(tzname: str) -> dict[str, t.Any]:
         "export_url": url_for("audit.export"),
         "export_filters": {**_link_args(), "tz": tzname},
         "csrf_token": generate_csrf(),
+        "export_unavailable": unavailable_reason(),  # said by the button, not after a click
     }
 
 

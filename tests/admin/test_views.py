@@ -311,16 +311,31 @@ def test_every_value_is_escaped(make_app: MakeApp) -> None:
     assert "<script>" not in bad and "&#39;&lt;script&gt;x&lt;/script&gt;&#39;" in bad
 
 
+def _with_mailer(site: Site) -> Site:
+    from flask_mail import Mail
+
+    site.app.config["MAIL_DEFAULT_SENDER"] = "audit@acme.test"
+    Mail(site.app)
+    return site
+
+
 def test_export_button_follows_the_export_endpoint(make_app: MakeApp) -> None:
-    site = build_site(make_app)
+    site = _with_mailer(build_site(make_app))
     html = page(site)
     has_endpoint = "audit.export" in site.app.view_functions
     assert ("Export audit logs" in html) is has_endpoint
     assert ('name="csrf_token"' in html) is has_endpoint
 
 
+def test_without_a_mailer_the_page_says_so_by_the_button(make_app: MakeApp) -> None:
+    """Said before a click, not as "on its way" (nor as a refusal) after one."""
+    html = page(build_site(make_app))
+    assert '<p class="fa-export-note" role="status">Audit log exports are sent by email' in html
+    assert '<form class="fa-export"' not in html
+
+
 def test_export_button_posts_the_filters_with_a_csrf_token(make_app: MakeApp) -> None:
-    site = build_site(make_app, WTF_CSRF_ENABLED=True)
+    site = _with_mailer(build_site(make_app, WTF_CSRF_ENABLED=True))
     if "audit.export" not in site.app.view_functions:
         site.app.add_url_rule("/test-export", "audit.export", lambda: "queued", methods=["POST"])
     html = page(site, "?entity=Team&start=2026-01-02")
