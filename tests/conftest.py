@@ -230,3 +230,10 @@ def end_pooled_connection(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         server_id = server_connection_id(conn)
     end_server_connection(engine, server_id)
+
+
+def refuse_audit_writes(engine: sa.Engine) -> None:
+    """Make the database refuse every audit insert, as a broken schema does: a column the
+    insert names is gone. (A missing table is a set-up mistake that is spooled instead.)"""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE audit_event DROP COLUMN user_agent")

@@ -31,11 +31,11 @@ from demo_app.models import SsoSettings
 from demo_app.models import Team
 from flask_audit import AuditEvent
 from flask_audit.sso import read_idp_metadata
-from flask_audit.store.models import audit_event_table
 from flask_audit.taxonomy import EVENT_TYPES
 
 from .conftest import end_pooled_connection
 from .conftest import end_server_connection
+from .conftest import refuse_audit_writes
 from .conftest import server_connection_id
 from .demo_fixtures import build_demo
 from .demo_fixtures import Demo
@@ -592,7 +592,7 @@ def test_a_database_outage_is_a_page_to_retry_not_a_500(db_url: str, tmp_path: p
 def test_a_sign_in_that_cannot_be_recorded_is_refused(demo: Demo) -> None:
     """``AUDIT_ON_WRITE_ERROR = "raise"`` (the default): no event, no sign-in."""
     with demo.app.app_context():
-        audit_event_table.drop(db.engine)  # the database now refuses every audit write
+        refuse_audit_writes(db.engine)
     client = demo.client()
     response = post(client, "/login", {"email": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 503

@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from flask_audit.store.models import audit_event_table
 from flask_audit.testing import record_events
 
 from ..apps import add_user
 from ..conftest import db
 from ..conftest import MakeApp
+from ..conftest import refuse_audit_writes
 from ..conftest import stored
 
 
@@ -107,7 +107,7 @@ def test_a_sign_in_whose_event_cannot_be_stored_does_not_stand(make_app: MakeApp
     app = make_app(PROPAGATE_EXCEPTIONS=False)  # the production path: an error page, not a raise
     add_user(app, "ann@example.com")
     with app.app_context():
-        audit_event_table.drop(db(app).engine)  # the database now refuses every audit write
+        refuse_audit_writes(db(app).engine)
     client = app.test_client()
     form = {"email": "ann@example.com", "password": "pw", "remember": remember}
     response = client.post("/login", data=form)

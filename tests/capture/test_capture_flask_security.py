@@ -16,9 +16,9 @@ from flask_security import user_registered
 from flask_security.twofactor import tf_disable
 
 from flask_audit.capture import flask_security as adapter
-from flask_audit.store.models import audit_event_table
 
 from .. import flask_security_fixtures as fixtures
+from ..conftest import refuse_audit_writes
 from ..flask_security_fixtures import add_user
 from ..flask_security_fixtures import b32_key
 from ..flask_security_fixtures import code
@@ -83,7 +83,7 @@ def test_a_sign_in_whose_event_cannot_be_stored_does_not_stand(make_security_app
     app = make_security_app(PROPAGATE_EXCEPTIONS=False)  # an error page, as in production
     add_user(app)
     with app.app_context():
-        audit_event_table.drop(db.engine)  # the database now refuses every audit write
+        refuse_audit_writes(db.engine)
     client = app.test_client()
     response = client.post(
         "/login", json={"email": "alice@example.com", "password": PASSWORD, "remember": True}
