@@ -148,6 +148,9 @@ def running_demo(db_url: str, **config: t.Any) -> c.Iterator[Demo]:
         drop(app)
 
 
+_Served = t.TypeVar("_Served", bound="LiveServer")
+
+
 class LiveServer:
     """An app served by werkzeug on 127.0.0.1 in a thread, on a free port."""
 
@@ -156,7 +159,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self: _Served) -> _Served:
         self.thread.start()
         return self
 

@@ -11,7 +11,6 @@ import collections.abc as c
 import gc
 import http.cookiejar
 import json
-import threading
 import typing as t
 import urllib.error
 import urllib.parse
@@ -24,12 +23,12 @@ from flask.testing import FlaskClient
 from flask_appbuilder import AppBuilder  # type: ignore[import-untyped]
 from flask_appbuilder.models.sqla import Model  # type: ignore[import-untyped]
 from flask_appbuilder.utils.legacy import get_sqla_class  # type: ignore[import-untyped]
-from werkzeug.serving import BaseWSGIServer
-from werkzeug.serving import make_server
 
 from flask_audit import Audit
 from flask_audit import AuditEvent
 from flask_audit.state import audit_state
+
+from . import demo_fixtures
 
 db = get_sqla_class()()
 
@@ -141,25 +140,14 @@ def summary(app: Flask, *types: str) -> list[tuple[str, str | None, str, dict[st
     return [(e.event_type, e.actor_email, e.activity, e.details) for e in events(app, *types)]
 
 
-class LiveServer:
-    """An app served by werkzeug on 127.0.0.1 in a thread, with a cookie-keeping HTTP client."""
+class LiveServer(demo_fixtures.LiveServer):
+    """The demo tests' live server, with a cookie-keeping HTTP client."""
 
     def __init__(self, app: Flask) -> None:
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(app)
         self.opener = urllib.request.build_opener(
             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), _NoRedirect()
         )
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.thread.join(timeout=10)
-        self.server.server_close()
 
     def request(
         self, path: str, *, form: dict[str, str] | None = None, payload: t.Any = None
