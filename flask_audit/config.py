@@ -49,6 +49,9 @@ DEFAULTS: dict[str, t.Any] = {
     # seconds after an unsealed event; ``None`` turns that trigger off. Needs AUDIT_SEAL_KEY.
     "AUDIT_SEAL_EVERY_EVENTS": None,
     "AUDIT_SEAL_INTERVAL_SECONDS": None,
+    # Where every new seal head is also written, outside the database (see
+    # flask_audit.integrity.witness): None means <instance>/audit-seal-witness.jsonl, False none.
+    "AUDIT_SEAL_WITNESS": None,
     # Export jobs (see flask_audit.export.jobs): run in the web process right after the response
     # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
     # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.
@@ -107,6 +110,7 @@ class AuditConfig:
     failed_login_window: int = 600
     seal_every_events: int | None = None
     seal_interval_seconds: float | None = None
+    seal_witness: str | None = None
     export_mode: str = "inline"
     export_max_attempts: int = 5
     export_retry_delay: float = 60.0
@@ -190,10 +194,23 @@ def load_config(app: Flask) -> AuditConfig:
         timezone=_timezone(cfg["AUDIT_TIMEZONE"]),
         admin_role=_admin_role(cfg["AUDIT_ADMIN_ROLE"]),
         **_auto_seal(cfg),
+        seal_witness=_seal_witness(cfg["AUDIT_SEAL_WITNESS"], app.instance_path),
         **_writer_settings(cfg),
         **_fold_settings(cfg),
         **_export_settings(cfg),
         **_delivery_settings(cfg, app.instance_path),
+    )
+
+
+def _seal_witness(value: t.Any, instance_path: str) -> str | None:
+    if value is False:
+        return None
+    if value is None:
+        return os.path.join(instance_path, "audit-seal-witness.jsonl")
+    if isinstance(value, str | os.PathLike) and os.fspath(value):
+        return os.fspath(value)
+    raise AuditConfigError(
+        f"AUDIT_SEAL_WITNESS must be a file path, None (the instance folder) or False, not {value!r}."
     )
 
 
