@@ -31,6 +31,10 @@ class Actor(t.NamedTuple):
     email: str | None
 
 
+_SYSTEM = Actor(SYSTEM_ACTOR, SYSTEM_ACTOR)
+_NOBODY = Actor(None, None)
+
+
 def _valid_ip(value: str) -> str | None:
     try:
         address = ipaddress.ip_address(value.strip().strip("[]"))
@@ -40,18 +44,43 @@ def _valid_ip(value: str) -> str | None:
     return None if getattr(address, "scope_id", None) else str(address)
 
 
+class Origin(t.NamedTuple):
+    """Where the current request comes from; the same for all its events."""
+
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+_NO_ORIGIN = Origin(None, None, None)
+
+
+def request_origin(config: AuditConfig) -> Origin:
+    """The current request's address, user agent and id, read once per request.
+
+    Outside a request all three are ``None``.
+    """
+    if not has_request_context():
+        return _NO_ORIGIN
+    state = _request_state()
+    found: Origin | None = state.get("origin")
+    if found is None:
+        header = request.headers.get(config.request_id_header, "") if config.request_id_header else ""
+        found = state["origin"] = Origin(
+            _client_ip(config),
+            request.headers.get("User-Agent") or None,
+            header if _REQUEST_ID.match(header) else uuid.uuid4().hex,
+        )
+    return found
+
+
 def client_ip(config: AuditConfig) -> str | None:
     """The client address, trusting ``X-Forwarded-For`` only through configured proxies.
 
     Follows Werkzeug's ``ProxyFix``: with ``n`` trusted proxies the ``n``-th address from
     the right is the client; anything a client sent before it is ignored.
     """
-    if not has_request_context():
-        return None
-    state = _request_state()
-    if "ip" not in state:
-        state["ip"] = _client_ip(config)
-    return t.cast("str | None", state["ip"])
+    return request_origin(config).ip
 
 
 def _client_ip(config: AuditConfig) -> str | None:
@@ -67,30 +96,15 @@ def _client_ip(config: AuditConfig) -> str | None:
 
 def request_id(config: AuditConfig) -> str | None:
     """One id per request, shared by all its events: the caller's header if sane, else new."""
-    if not has_request_context():
-        return None
-    state = _request_state()
-    rid = state.get("request_id")
-    if rid is None:
-        header = request.headers.get(config.request_id_header, "") if config.request_id_header else ""
-        rid = header if _REQUEST_ID.match(header) else uuid.uuid4().hex
-        state["request_id"] = rid
-    return t.cast(str, rid)
-
-
-def user_agent() -> str | None:
-    if not has_request_context():
-        return None
-    state = _request_state()
-    if "user_agent" not in state:
-        state["user_agent"] = request.headers.get("User-Agent") or None
-    return t.cast("str | None", state["user_agent"])
+    return request_origin(config).request_id
 
 
 def current_user_or_none() -> t.Any:
     """Flask-Login's authenticated user, or ``None`` (anonymous, no request, no Flask-Login)."""
-    if not has_request_context():
-        return None
+    return _signed_in_user() if has_request_context() else None
+
+
+def _signed_in_user() -> t.Any:
     if getattr(current_app, "login_manager", None) is None:
         return None  # the app does not use Flask-Login
     user = current_user._get_current_object()
@@ -132,15 +146,23 @@ def acting_as(user: t.Any) -> c.Iterator[None]:
 
 
 def current_actor(config: AuditConfig) -> Actor:
-    acting: list[t.Any] | None = g.get(_ACTING_AS) if has_app_context() else None
+    """Who acts now: an :func:`acting_as` block's user, the signed-in user, nobody in a
+    request, or the system outside one."""
+    if not has_app_context():
+        return _SYSTEM
+    namespace = g._get_current_object()  # one proxy lookup for both reads (hot path)
+    acting: list[t.Any] | None = namespace.get(_ACTING_AS)
     if acting:
         return actor_of(acting[-1], config)
-    user = current_user_or_none()
-    if user is not None:
-        return actor_of(user, config)
-    if has_request_context():
-        return Actor(None, None)
-    return Actor(SYSTEM_ACTOR, SYSTEM_ACTOR)
+    if not has_request_context():
+        return _SYSTEM
+    # Flask-Login keeps the request's user in ``g._login_user`` once loaded; ask it otherwise.
+    user = namespace.get("_login_user")
+    if user is None:
+        user = _signed_in_user()
+    elif not getattr(user, "is_authenticated", False):
+        user = None
+    return _NOBODY if user is None else actor_of(user, config)
 
 
 def current_team(config: AuditConfig) -> str | None:
@@ -168,4 +190,4 @@ def _request_state() -> dict[str, t.Any]:
 
 def origin(config: AuditConfig) -> dict[str, str | None]:
     """The current request's address, user agent and id, for an event recorded after it."""
-    return {"ip": client_ip(config), "user_agent": user_agent(), "request_id": request_id(config)}
+    return request_origin(config)._asdict()

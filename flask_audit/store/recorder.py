@@ -35,6 +35,12 @@ MISSING_TABLE = (
 )
 _INSERT = sa.insert(audit_event_table)
 _ID_BY_UID = sa.select(audit_event_table.c.id).where(audit_event_table.c.uid == sa.bindparam("uid"))
+_IDS_BY_UID = sa.select(audit_event_table.c.uid, audit_event_table.c.id).where(
+    audit_event_table.c.uid.in_(sa.bindparam("uids", expanding=True))
+)
+#: Dialects whose driver parses a many-row ``INSERT ... RETURNING`` anew for every batch.
+_MANY_ROWS_PARSED_PER_BATCH = frozenset({"postgresql"})
+_IDS_PER_READ = 500  # well below every backend's limit on bound parameters
 _PENDING = "_flask_audit_pending"
 _DEFERRED = "_flask_audit_deferred"
 _QUEUED = "_flask_audit_queued"
@@ -236,23 +242,41 @@ def _announce_committed(session: sa_orm.Session) -> None:
 
 
 def _insert_queued(session: sa_orm.Session) -> None:
-    """Insert the events that joined this session, in one statement, inside its transaction."""
+    """Insert the events that joined this session, in one batch, inside its transaction."""
     queued = session.info.pop(_QUEUED, None)
     if not queued:
         return
     conn = _trail_connection(queued[0][0], session)
     rows = [row for _app, _event, row in queued]
-    table = audit_event_table
-    result = conn.execute(_INSERT.returning(table.c.uid, table.c.id), rows)
-    ids: dict[str, int] = {uid: event_id for uid, event_id in result}
-    missing = [row["uid"] for row in rows if row["uid"] not in ids]
-    if missing:  # a driver that returned fewer rows than it inserted: ask by uid instead
-        found = conn.execute(sa.select(table.c.uid, table.c.id).where(table.c.uid.in_(missing)))
-        ids.update((uid, event_id) for uid, event_id in found)
+    ids = _insert_many(conn, rows)
     pending = session.info.setdefault(_PENDING, [])
     for app, event, row in queued:
         _mark_stored(event, ids[row["uid"]])
         pending.append((app, event))
+
+
+def _insert_many(conn: sa.Connection, rows: list[dict[str, t.Any]]) -> dict[str, int]:
+    """Insert ``rows`` and return their ids by ``uid``.
+
+    On PostgreSQL a plain executemany, then one read of the ids: there, an ``INSERT ...
+    RETURNING`` of many rows is one long statement that psycopg parses anew for every batch,
+    which costs more than the rows. Elsewhere ``RETURNING`` is the cheaper way.
+    """
+    table, ids = audit_event_table, dict[str, int]()
+    if conn.dialect.name in _MANY_ROWS_PARSED_PER_BATCH:
+        conn.execute(_INSERT, rows)
+        uids = [row["uid"] for row in rows]
+        for start in range(0, len(uids), _IDS_PER_READ):
+            found = conn.execute(_IDS_BY_UID, {"uids": uids[start : start + _IDS_PER_READ]})
+            ids.update((uid, event_id) for uid, event_id in found)
+        return ids
+    result = conn.execute(_INSERT.returning(table.c.uid, table.c.id), rows)
+    ids.update((uid, event_id) for uid, event_id in result)
+    missing = [row["uid"] for row in rows if row["uid"] not in ids]
+    if missing:  # a driver that returned fewer rows than it inserted: ask by uid instead
+        found = conn.execute(_IDS_BY_UID, {"uids": missing})
+        ids.update((uid, event_id) for uid, event_id in found)
+    return ids
 
 
 def _forget_pending(session: sa_orm.Session, *args: t.Any) -> None:
