@@ -16,6 +16,11 @@ Rules, in the order :func:`prune` applies them:
   prune stops half-way, the survivors up to N are checked too, and the next run finishes.
 - Deletes run in short transactions of ``batch_size`` rows over id ranges (the primary key,
   with the time condition kept), so other writers insert between batches.
+- An account that may not delete events itself (the runtime role of
+  :mod:`flask_audit.integrity.grants`) deletes each batch through the owner's prune routine,
+  found by asking the database, not by a setting. That routine deletes on a sealed trail
+  only up to the newest prune link's ``last_id``, so such a run removes only the id prefix;
+  old events above it wait for the younger ones before them (``held_back``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from ..config import AuditConfig
 from ..exceptions import AuditConfigError
 from ..exceptions import AuditError
 from ..store.models import audit_event_table
+from . import grants
 from . import sealing
 
 if t.TYPE_CHECKING:
@@ -57,7 +63,9 @@ class PruneResult:
     count: int  #: events deleted (counted, with ``dry_run``)
     dry_run: bool
     upper: int  #: the highest id prune considered
-    held_back: int  #: old events kept: the newest event, or ones committed after prune's seal
+    #: old events kept: the newest event, ones committed after prune's seal, and (through the
+    #: prune routine) ones behind a younger event
+    held_back: int
     sealed: bool  #: prune links recorded the removal in the seal chain
     archive: str | None  #: the archive written, if any
 
@@ -96,8 +104,11 @@ class _Plan:
     held: int  # old events kept: the newest event, or ones committed after this run's seal
 
 
-def _plan(engine: sa.Engine, cutoff: dt.datetime, chained: bool, assume_sealed: bool) -> _Plan:
-    """What to remove. ``assume_sealed``: plan as if everything committed were sealed."""
+def _plan(
+    engine: sa.Engine, cutoff: dt.datetime, chained: bool, assume_sealed: bool, prefix_only: bool = False
+) -> _Plan:
+    """What to remove. ``assume_sealed``: plan as if everything committed were sealed;
+    ``prefix_only``: on a sealed trail, no id above the prefix (what the prune routine allows)."""
     with engine.connect() as conn:
         top = int(conn.scalar(sa.select(sa.func.max(_EVENTS.c.id))) or 0)
         upper = prefix = top - 1
@@ -105,6 +116,7 @@ def _plan(engine: sa.Engine, cutoff: dt.datetime, chained: bool, assume_sealed: 
             upper = min(upper, top if assume_sealed else sealing.last_sealed_id(conn) or 0)
             young = conn.scalar(sa.select(sa.func.min(_EVENTS.c.id)).where(_EVENTS.c.occurred_at >= cutoff))
             prefix = upper if young is None else min(upper, int(young) - 1)
+            upper = prefix if prefix_only else upper
         total, first = conn.execute(
             sa.select(sa.func.count(), sa.func.min(_EVENTS.c.id)).where(_window(cutoff, upper))
         ).one()
@@ -183,17 +195,27 @@ def write_archive(
 
 
 def _delete(
-    engine: sa.Engine, cutoff: dt.datetime, upper: int, batch: int, total: int, progress: Progress | None
+    engine: sa.Engine,
+    cutoff: dt.datetime,
+    upper: int,
+    batch: int,
+    total: int,
+    progress: Progress | None,
+    direct: bool = True,
 ) -> int:
-    """Delete in id ranges of ``batch`` rows, each in its own short transaction."""
+    """Delete in id ranges of ``batch`` rows, each in its own short transaction; ``direct``
+    with a DELETE of its own, else through the owner's prune routine."""
     done, last = 0, None
     while True:
         window = _window(cutoff, upper, last)
         with engine.begin() as conn:
             edge = sa.select(_EVENTS.c.id).where(window).order_by(_EVENTS.c.id).offset(batch - 1).limit(1)
             high = conn.scalar(edge)
-            batch_window = window if high is None else sa.and_(window, _EVENTS.c.id <= high)
-            done += conn.execute(sa.delete(_EVENTS).where(batch_window)).rowcount
+            if not direct:
+                done += grants.prune_batch(conn, last, upper if high is None else int(high), cutoff)
+            else:
+                batch_window = window if high is None else sa.and_(window, _EVENTS.c.id <= high)
+                done += conn.execute(sa.delete(_EVENTS).where(batch_window)).rowcount
         if progress is not None:
             progress(done, total)
         if high is None:
@@ -221,7 +243,8 @@ def prune(
     :raises ValueError: ``days`` inside the window, a bad batch size, ``archive`` with
         ``dry_run``.
     :raises AuditConfigError: the trail is sealed but ``AUDIT_SEAL_KEY`` is not set.
-    :raises AuditError: the archive could not be written, or the table changed under it.
+    :raises AuditError: the archive could not be written, the table changed under it, or the
+        account may neither delete events nor call the prune routine.
     """
     days = check_days(config.retention_days if days is None else days, config.retention_days)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -239,9 +262,14 @@ def prune(
             " set AUDIT_SEAL_KEY to the key the seals were made with."
         )
     chained = sealed_before or config.seal_key is not None
+    direct = grants.may_delete_events(engine)
+    if not direct:
+        grants.check_prune_routine(engine, cutoff)
     if chained and config.seal_key is not None and not dry_run:
         sealing.seal(engine, config.seal_key)
-    plan = _plan(engine, cutoff, chained, assume_sealed=dry_run and config.seal_key is not None)
+    plan = _plan(
+        engine, cutoff, chained, assume_sealed=dry_run and config.seal_key is not None, prefix_only=not direct
+    )
     result = PruneResult(cutoff, days, plan.total, dry_run, plan.upper, plan.held, False, None)
     if dry_run:
         return result
@@ -255,7 +283,7 @@ def prune(
                 engine, sealing.require_key(config.seal_key, "prune a sealed trail"), cutoff, plan
             )
             result = dataclasses.replace(result, sealed=True)
-        deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress)
+        deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress, direct)
         result = dataclasses.replace(result, count=deleted)
         if archived is not None and archived != deleted:
             raise AuditError(
