@@ -52,6 +52,9 @@ DEFAULTS: dict[str, t.Any] = {
     # Where every new seal head is also written, outside the database (see
     # flask_audit.integrity.witness): None means <instance>/audit-seal-witness.jsonl, False none.
     "AUDIT_SEAL_WITNESS": None,
+    # An event stored more than this many seconds after its occurred_at is marked late, and
+    # verify flags an unmarked one dated this much before a seal that preceded it.
+    "AUDIT_LATE_AFTER_SECONDS": 300,
     # Export jobs (see flask_audit.export.jobs): run in the web process right after the response
     # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
     # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.
@@ -111,6 +114,7 @@ class AuditConfig:
     seal_every_events: int | None = None
     seal_interval_seconds: float | None = None
     seal_witness: str | None = None
+    late_after_seconds: int = 300
     export_mode: str = "inline"
     export_max_attempts: int = 5
     export_retry_delay: float = 60.0
@@ -195,6 +199,7 @@ def load_config(app: Flask) -> AuditConfig:
         admin_role=_admin_role(cfg["AUDIT_ADMIN_ROLE"]),
         **_auto_seal(cfg),
         seal_witness=_seal_witness(cfg["AUDIT_SEAL_WITNESS"], app.instance_path),
+        late_after_seconds=_int(cfg, "AUDIT_LATE_AFTER_SECONDS", 1),
         **_writer_settings(cfg),
         **_fold_settings(cfg),
         **_export_settings(cfg),

@@ -25,7 +25,9 @@ import zlib
 
 from ..store.models import audit_event_table
 
-_COLUMNS = tuple(name for name in audit_event_table.c.keys() if name != "id")
+#: Hashed as they are, in this order, ``details`` last; ``late`` follows only when true, so
+#: rows stored before the column existed keep their leaves.
+_COLUMNS = tuple(name for name in audit_event_table.c.keys() if name not in ("id", "late"))
 Row = c.Mapping[t.Any, t.Any]  # an event or seal row, as read or about to be written
 _MAX_DIGITS = 4000  # below Python's int-to-text limit (4300): such an integer can be hashed
 
@@ -130,6 +132,8 @@ def iso_utc(value: dt.datetime | None) -> str | None:
 def event_content(row: Row) -> str:
     """Every column but ``id`` as a JSON array: the part of an event that can move.
 
+    ``late`` is appended only when true (see :data:`_COLUMNS`).
+
     :raises UnreadableValue: a column holds what no writer stores (a time that is not a
         time, bytes, ``details`` with a non-finite number); it names the column.
     """
@@ -141,6 +145,8 @@ def event_content(row: Row) -> str:
         values.append(_normalise(row["details"]))
     except RecursionError:
         raise UnreadableValue("details", "JSON nested too deeply") from None
+    if row.get("late"):
+        values.append(True)
     return json.dumps(values, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

@@ -27,6 +27,7 @@ from flask import Flask
 from ..config import AuditConfig
 from .models import audit_event_table
 from .models import login_fold_table
+from .rows import mark_late
 
 #: Folded attempts per folded event while a flood goes on.
 FOLD_EVERY = 1000
@@ -127,36 +128,34 @@ def _report(conn: sa.Connection, config: AuditConfig, fold: dict[str, t.Any]) ->
         return None
     first, last = fold["first_unreported_at"], fold["last_at"]
     where = fold["ip"] or "an unknown address"
-    return _store(
-        conn,
-        {
-            "uid": uuid.uuid4().hex,
-            "occurred_at": last,
-            "tenant_id": fold["tenant_id"],
-            "team": None,
-            "event_type": "user.login_failed",
-            "entity": "Login",
-            "action": "login",
-            "outcome": "failure",
-            "activity": f"{count} more failed sign-ins from {where} (folded)",
-            "actor_id": None,
-            "actor_email": None,
-            "ip": fold["ip"],
-            "user_agent": fold["user_agent"],
-            "request_id": None,
-            "target_type": None,
-            "target_id": None,
-            "details": {
-                "folded": True,
-                "count": count,
-                "first_at": first.isoformat(),
-                "last_at": last.isoformat(),
-                "last_email": fold["email"],
-                "burst": config.failed_login_burst,
-                "window_seconds": config.failed_login_window,
-            },
+    event = {
+        "uid": uuid.uuid4().hex,
+        "occurred_at": last,
+        "tenant_id": fold["tenant_id"],
+        "team": None,
+        "event_type": "user.login_failed",
+        "entity": "Login",
+        "action": "login",
+        "outcome": "failure",
+        "activity": f"{count} more failed sign-ins from {where} (folded)",
+        "actor_id": None,
+        "actor_email": None,
+        "ip": fold["ip"],
+        "user_agent": fold["user_agent"],
+        "request_id": None,
+        "target_type": None,
+        "target_id": None,
+        "details": {
+            "folded": True,
+            "count": count,
+            "first_at": first.isoformat(),
+            "last_at": last.isoformat(),
+            "last_email": fold["email"],
+            "burst": config.failed_login_burst,
+            "window_seconds": config.failed_login_window,
         },
-    )
+    }
+    return _store(conn, mark_late(event, config))
 
 
 #: Server answers that mean "try the transaction again": a deadlock or serialization

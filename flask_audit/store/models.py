@@ -122,6 +122,9 @@ class AuditEvent(AuditBase):
     target_type: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("target_type"))
     target_id: sa_orm.Mapped[str | None] = sa_orm.mapped_column(_str("target_id"))
     details: sa_orm.Mapped[dict[str, t.Any]] = sa_orm.mapped_column(_JSON, default=dict)
+    #: A marked late write: stored after the fact (replayed from the spool, recorded with an
+    #: explicit ``occurred_at``, or stored long after it happened). Arrival order is the id.
+    late: sa_orm.Mapped[bool] = sa_orm.mapped_column(default=False, server_default="0")
 
     # The admin page lists newest first within a tenant, optionally narrowed by one filter.
     __table_args__ = (

@@ -27,6 +27,7 @@ from . import folding
 from . import spool
 from .models import audit_event_table
 from .models import AuditEvent
+from .rows import mark_late
 
 log = logging.getLogger("flask_audit")
 MISSING_TABLE = (
@@ -146,6 +147,7 @@ def store(app: Flask, config: AuditConfig, engine: sa.Engine, row: dict[str, t.A
     Any failure of the database layer counts: a driver or network error, a pool that had
     no connection to give in time, a value the driver could not send.
     """
+    mark_late(row, config)
     try:
         if folding.foldable(config, row):
             event_id = folding.store_failure(app, config, engine, row)
@@ -246,11 +248,14 @@ def _insert_queued(session: sa_orm.Session) -> None:
     queued = session.info.pop(_QUEUED, None)
     if not queued:
         return
+    from ..state import audit_state
+
     conn = _trail_connection(queued[0][0], session)
-    rows = [row for _app, _event, row in queued]
+    rows = [mark_late(row, audit_state(app).config) for app, _event, row in queued]
     ids = _insert_many(conn, rows)
     pending = session.info.setdefault(_PENDING, [])
     for app, event, row in queued:
+        event.__dict__["late"] = row["late"]
         _mark_stored(event, ids[row["uid"]])
         pending.append((app, event))
 

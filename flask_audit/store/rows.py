@@ -144,6 +144,7 @@ def build_row(
         "target_type": target[0] if target else None,
         "target_id": target[1] if target else None,
         "details": clean_details(dict(details)) if details else {},
+        "late": occurred_at is not None,  # a time given by the caller: recorded after the fact
     }
     limits = ANONYMOUS_LENGTHS if event_type == "user.login_failed" else LENGTHS
     for name in _FREE_TEXT:
@@ -152,6 +153,17 @@ def build_row(
         row["details"]["email"] = clean_text(row["details"]["email"], ANONYMOUS_LENGTHS["actor_email"])
     if problems:
         raise UnresolvedContext(row, "; ".join(problems))
+    return row
+
+
+def mark_late(row: dict[str, t.Any], config: AuditConfig) -> dict[str, t.Any]:
+    """Mark ``row`` late if it is stored more than ``AUDIT_LATE_AFTER_SECONDS`` after it happened.
+
+    A joined event waits for its session's commit, a folded count for its window to close:
+    marked, neither can be mistaken for a row inserted later and dated into a sealed period.
+    """
+    if not row.get("late"):
+        row["late"] = (utcnow() - row["occurred_at"]).total_seconds() > config.late_after_seconds
     return row
 
 
@@ -184,4 +196,5 @@ def enabled_row(retention_days: int) -> dict[str, t.Any]:
         "target_type": None,
         "target_id": None,
         "details": {"retention_days": retention_days},
+        "late": False,
     }

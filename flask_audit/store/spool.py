@@ -102,7 +102,7 @@ def replay(path: str, engine: sa.Engine) -> ReplayResult:
             if not line.strip():
                 continue
             try:
-                rows.append(_decode(line))
+                rows.append({**_decode(line), "late": True})  # stored after the fact
             except (ValueError, TypeError, KeyError):
                 rejected.append(line if line.endswith("\n") else line + "\n")
         for start in range(0, len(rows), REPLAY_BATCH):
