@@ -22,6 +22,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_audit import Audit
 from flask_audit import AuditEvent
+from flask_audit.config import DEFAULTS
 from flask_audit.state import audit_state
 from flask_audit.state import AuditState
 
@@ -114,6 +115,16 @@ def db_url(
 
 
 MakeApp = c.Callable[..., Flask]
+
+
+@pytest.fixture(autouse=True)
+def _own_seal_witness(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's apps witness their seals in a file of the test's own.
+
+    By default the witness sits in the app's instance folder, which the test apps share:
+    one test's seal heads would read as a replaced chain to the next test's verify.
+    """
+    monkeypatch.setitem(DEFAULTS, "AUDIT_SEAL_WITNESS", str(tmp_path / "audit-seal-witness.jsonl"))
 
 
 @pytest.fixture
