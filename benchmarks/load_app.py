@@ -51,7 +51,8 @@ def build(url: str, *, audit: bool, spool_path: str | None = None, seal_every: i
     folding is off: the load matches each request to its own event.
     """
     spool = {"AUDIT_ON_WRITE_ERROR": "spool", "AUDIT_SPOOL_PATH": spool_path} if spool_path else {}
-    seal = {"AUDIT_SEAL_KEY": SEAL_KEY, "AUDIT_SEAL_EVERY_EVENTS": seal_every} if seal_every else {}
+    seal = {"AUDIT_SEAL_KEY": SEAL_KEY, "AUDIT_SEAL_EVERY_EVENTS": seal_every, "AUDIT_SEAL_WITNESS": False}
+    seal = seal if seal_every else {}
     return demo_app.create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,

@@ -11,6 +11,7 @@ from .exceptions import InvalidFilterError
 from .exceptions import SealMismatchError
 from .exceptions import TrackedBulkStatementError
 from .exceptions import UnknownEventTypeError
+from .exceptions import WitnessError
 from .extension import Audit
 from .store.models import AuditEvent
 
@@ -25,5 +26,6 @@ __all__ = [
     "SealMismatchError",
     "TrackedBulkStatementError",
     "UnknownEventTypeError",
+    "WitnessError",
     "signals",
 ]

@@ -11,6 +11,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 
+from .cli_grants import grants_command
 from .exceptions import AuditError
 from .export import csv_export
 from .export import jobs
@@ -18,6 +19,9 @@ from .integrity import retention
 from .integrity import sealing
 from .integrity import verification
 from .integrity.canonical import UnreadableValue
+from .integrity.witness import configured_witness
+from .integrity.witness import FileWitness
+from .integrity.witness import WitnessEntries
 from .query.filters import AuditFilter
 from .state import audit_state
 from .state import AuditState
@@ -126,7 +130,10 @@ def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_si
     older = f"older than {result.cutoff:%Y-%m-%d %H:%M:%S} UTC ({result.days} days)"
     notes = [f"archived to {result.archive}"] if result.archive else []
     if result.held_back:
-        notes.append(f"{result.held_back} older event(s) kept (the newest, or sealed after the run began)")
+        notes.append(
+            f"{result.held_back} older event(s) kept (the newest, ones sealed after the run began,"
+            " or ones behind a younger event)"
+        )
     if result.sealed:
         notes.append("recorded in the seal chain")
     tail = "".join(f"; {note}" for note in notes)
@@ -143,7 +150,8 @@ def seal_command() -> None:
     try:
         sealing.require_key(state.config.seal_key, "seal the audit trail")
         folding.report_due(state.engine, state.config)  # a closed window's count goes in the seal
-        result = sealing.seal(state.engine, state.config.seal_key)
+        witness = configured_witness(state.config)
+        result = sealing.seal(state.engine, state.config.seal_key, witness=witness)
     except (AuditError, UnreadableValue, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
     if not result.seals:
@@ -153,25 +161,67 @@ def seal_command() -> None:
         f"Sealed {result.events} event(s), ids {result.first_id} to {result.last_id}, in"
         f" {result.seals} seal(s); chain head {result.head}."
     )
+    if result.witness_error is not None:  # the seals are stored: say so, and fail for the operator
+        raise click.ClickException(result.witness_error)
+
+
+def _witness_summary(
+    path: str | None, entries: WitnessEntries | None, report: verification.VerifyReport, no_witness: bool
+) -> str:
+    """The verify line's last sentence: which witness was checked, and how far it reaches."""
+    if path is None:
+        return (
+            "Witness not checked (--no-witness)."
+            if no_witness
+            else "No witness (AUDIT_SEAL_WITNESS is False)."
+        )
+    if entries is None:
+        return f"Witness {path}: no file yet, nothing to check."
+    skipped = f"; {entries.skipped} unreadable line(s) skipped" if entries.skipped else ""
+    if not report.witnessed:
+        return f"Witness {path}: no entries yet, nothing to check{skipped}."
+    beyond = f"; {report.beyond_witness} newer link(s) not in it" if report.beyond_witness else ""
+    return (
+        f"Witness {path}: its {report.witnessed} link(s) are in the chain, up to seal"
+        f" {report.witness_head}{beyond}{skipped}."
+    )
 
 
 @audit_cli.command("verify")
 @click.option("--anchor", help="A chain head printed by an earlier 'flask audit seal', kept elsewhere.")
-def verify_command(anchor: str | None) -> None:
-    """Check every sealed event against the HMAC chain; fail on the first difference."""
+@click.option(
+    "--witness",
+    "witness_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Check the chain against this witness file (default: AUDIT_SEAL_WITNESS).",
+)
+@click.option("--no-witness", is_flag=True, help="Do not check the chain against a witness.")
+def verify_command(anchor: str | None, witness_path: str | None, no_witness: bool) -> None:
+    """Check every sealed event against the HMAC chain and the witness; fail on the first difference."""
     state = _state()
+    if no_witness and witness_path:
+        raise click.UsageError("--witness and --no-witness exclude each other.")
+    path = None if no_witness else witness_path or state.config.seal_witness
+    entries = FileWitness(path).entries() if path is not None and os.path.exists(path) else None
     try:
-        report = verification.verify(state.engine, state.config.seal_key, anchor=anchor)
+        report = verification.verify(
+            state.engine,
+            state.config.seal_key,
+            anchor=anchor,
+            witness=entries,
+            late_after_seconds=state.config.late_after_seconds,
+        )
     except (AuditError, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
     if report.problem is not None:
         raise click.ClickException(f"Verification failed: {report.problem.message}")
+    witness = _witness_summary(path, entries, report, no_witness)
     if not report.links:
-        click.echo(f"Nothing is sealed yet: {report.unsealed} event(s); run 'flask audit seal'.")
+        click.echo(f"Nothing is sealed yet: {report.unsealed} event(s); run 'flask audit seal'. {witness}")
         return
     click.echo(
         f"Verified {report.events} sealed event(s) against {report.links} chain link(s);"
-        f" {report.unsealed} newer event(s) not sealed yet."
+        f" {report.unsealed} newer event(s) not sealed yet. {witness}"
     )
 
 
@@ -249,3 +299,6 @@ def check_command() -> None:
     failed = sum(1 for check in found if check.status == FAIL)
     if failed:
         raise click.ClickException(f"{failed} check(s) failed: see the lines marked FAIL.")
+
+
+audit_cli.add_command(grants_command)

@@ -8,6 +8,7 @@ The hierarchy::
      ├── ImmutableAuditEventError  something tried to change or delete a stored event
      ├── AuditWriteError           the database refused an event and the policy is "raise"
      ├── SealMismatchError         verification found the trail altered
+     ├── WitnessError              the seal witness could not be written or read
      ├── TrackedBulkStatementError a bulk ORM statement would skip a tracked model's events
      └── InvalidFilterError        a bad filter value (also an HTTP 400)
 """
@@ -39,6 +40,10 @@ class AuditWriteError(AuditError):
 
 class SealMismatchError(AuditError):
     """The sealed chain does not match the stored events."""
+
+
+class WitnessError(AuditError):
+    """The seal witness could not be written or read; the message names the file and why."""
 
 
 class TrackedBulkStatementError(AuditError):

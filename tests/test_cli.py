@@ -87,7 +87,7 @@ def test_seal_without_a_key_fails(app: Flask) -> None:
 
 
 @sealed_app
-def test_seal_then_verify(app: Flask) -> None:
+def test_seal_then_verify(app: Flask, tmp_path: pathlib.Path) -> None:
     record(app, 4)
     code, output = run(app, "seal")
     assert code == 0, output
@@ -97,7 +97,8 @@ def test_seal_then_verify(app: Flask) -> None:
     record(app)
     assert run(app, "verify") == (
         0,
-        "Verified 5 sealed event(s) against 1 chain link(s); 1 newer event(s) not sealed yet.\n",
+        "Verified 5 sealed event(s) against 1 chain link(s); 1 newer event(s) not sealed yet."
+        f" Witness {tmp_path / 'audit-seal-witness.jsonl'}: its 1 link(s) are in the chain, up to seal 1.\n",
     )
     assert run(app, "verify", "--anchor", head)[0] == 0
     assert run(app, "verify", "--anchor", "f" * 64) == (
@@ -120,8 +121,12 @@ def test_verify_fails_naming_the_first_bad_event(app: Flask) -> None:
 
 
 @sealed_app
-def test_verify_with_nothing_sealed_says_so(app: Flask) -> None:
-    assert run(app, "verify") == (0, "Nothing is sealed yet: 1 event(s); run 'flask audit seal'.\n")
+def test_verify_with_nothing_sealed_says_so(app: Flask, tmp_path: pathlib.Path) -> None:
+    assert run(app, "verify") == (
+        0,
+        "Nothing is sealed yet: 1 event(s); run 'flask audit seal'."
+        f" Witness {tmp_path / 'audit-seal-witness.jsonl'}: no file yet, nothing to check.\n",
+    )
 
 
 @sealed_app

@@ -44,6 +44,7 @@ FIELDS = (
     "target_type",
     "target_id",
     "details",
+    "late",
 )
 
 

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 #: What the table shows; the page loads no more (no details, no user agent).
 PAGE_COLUMNS: tuple[str, ...] = ("id", "occurred_at", "team", "entity", "event_type", "activity")
-PAGE_COLUMNS += ("action", "outcome", "actor_email", "ip")
+PAGE_COLUMNS += ("action", "outcome", "actor_email", "ip", "late")
 #: Zones offered in the time zone field; any IANA name may be typed.
 COMMON_ZONES = (
     "UTC",

@@ -3,13 +3,13 @@
 :func:`flask_audit.integrity.sealing.seal` is something to run; this module decides when. With
 ``AUDIT_SEAL_EVERY_EVENTS`` or ``AUDIT_SEAL_INTERVAL_SECONDS`` set, an :class:`AutoSealer`
 counts :data:`~flask_audit.signals.event_recorded` and seals in a background thread, so
-no request waits for it. :func:`connect_auto_seal` is what ``init_app`` calls; it also
-installs the session guard that refuses ORM changes to :class:`~flask_audit.store.models.AuditSeal`.
+no request waits for it; its links go to the ``AUDIT_SEAL_WITNESS`` too. :func:`connect_auto_seal`
+is what ``init_app`` calls; it also installs the session guard that refuses ORM changes to
+:class:`~flask_audit.store.models.AuditSeal`.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import typing as t
@@ -25,10 +25,9 @@ from ..signals import event_recorded
 from ..state import audit_state
 from ..store.folding import report_due
 from ..store.models import AuditSeal
+from .sealing import logger
 from .sealing import seal
-
-#: One logger for every seal run, manual or automatic.
-logger = logging.getLogger("flask_audit.integrity.sealing")
+from .witness import configured_witness
 
 
 class AutoSealer:
@@ -85,7 +84,7 @@ class AutoSealer:
                 with app.app_context():
                     state = audit_state(app)
                     report_due(state.engine, state.config)
-                    seal(state.engine, state.config.seal_key)
+                    seal(state.engine, state.config.seal_key, witness=configured_witness(state.config))
         except Exception:
             logger.exception("Automatic sealing failed; it runs again at the next trigger.")
         finally:

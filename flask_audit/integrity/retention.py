@@ -43,6 +43,8 @@ from ..exceptions import AuditError
 from ..store.models import audit_event_table
 from . import grants
 from . import sealing
+from .witness import configured_witness
+from .witness import SealWitness
 
 if t.TYPE_CHECKING:
     from ..state import Recorder
@@ -125,13 +127,22 @@ def _plan(
     return _Plan(upper, prefix, int(total), None if first is None else int(first), int(held))
 
 
-def _record_removal(engine: sa.Engine, key: bytes, cutoff: dt.datetime, plan: _Plan) -> None:
+def _record_removal(
+    engine: sa.Engine, key: bytes, cutoff: dt.datetime, plan: _Plan, witness: SealWitness | None
+) -> None:
     """Append the prune links: the prefix, and the ids above it that go too."""
     with engine.connect() as conn:
         query = sa.select(_EVENTS.c.id).where(_window(cutoff, plan.upper, plan.prefix)).order_by(_EVENTS.c.id)
         above = [int(event_id) for event_id in conn.scalars(query)]
     sealing.append_prune(
-        engine, key, first_id=plan.first, last_id=plan.prefix, count=plan.total, cutoff=cutoff, removed=above
+        engine,
+        key,
+        first_id=plan.first,
+        last_id=plan.prefix,
+        count=plan.total,
+        cutoff=cutoff,
+        removed=above,
+        witness=witness,
     )
 
 
@@ -266,7 +277,7 @@ def prune(
     if not direct:
         grants.check_prune_routine(engine, cutoff)
     if chained and config.seal_key is not None and not dry_run:
-        sealing.seal(engine, config.seal_key)
+        sealing.seal(engine, config.seal_key, witness=configured_witness(config))
     plan = _plan(
         engine, cutoff, chained, assume_sealed=dry_run and config.seal_key is not None, prefix_only=not direct
     )
@@ -279,9 +290,8 @@ def prune(
         result = dataclasses.replace(result, archive=os.fspath(archive))
     if plan.total:
         if chained:
-            _record_removal(
-                engine, sealing.require_key(config.seal_key, "prune a sealed trail"), cutoff, plan
-            )
+            key = sealing.require_key(config.seal_key, "prune a sealed trail")
+            _record_removal(engine, key, cutoff, plan, configured_witness(config))
             result = dataclasses.replace(result, sealed=True)
         deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress, direct)
         result = dataclasses.replace(result, count=deleted)

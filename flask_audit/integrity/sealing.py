@@ -12,6 +12,10 @@ to it, not just the range. Its ``hmac`` signs its fields and the previous link's
 (every id up to its ``last_id``, and the ids its manifest lists), so what remains still
 verifies and any other deletion still shows.
 
+Each new link is also written to a witness outside the database when one is given
+(:mod:`flask_audit.integrity.witness`), after it has committed; a witness that cannot be
+written is logged and reported, and never undoes the link.
+
 What is hashed (the canonical form, leaves, Merkle root, manifest) is in
 :mod:`flask_audit.integrity.canonical`; when to seal on its own is in :mod:`flask_audit.integrity.autoseal`;
 checking the chain is in :mod:`flask_audit.integrity.verification`.
@@ -24,6 +28,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac as hmac_
+import logging
 import time
 import typing as t
 
@@ -31,6 +36,7 @@ import sqlalchemy as sa
 
 from ..exceptions import AuditConfigError
 from ..exceptions import AuditError
+from ..exceptions import WitnessError
 from ..store.models import audit_event_table
 from ..store.models import audit_seal_table
 from .canonical import iso_utc
@@ -38,6 +44,8 @@ from .canonical import leaf_hash
 from .canonical import merkle_root
 from .canonical import pack_manifest
 from .canonical import Row
+from .witness import SealWitness
+from .witness import WitnessEntry
 
 GENESIS = "0" * 64
 MAX_SEAL_EVENTS = 10_000
@@ -45,6 +53,9 @@ PRUNE_IDS_PER_LINK = 100_000
 _FORMAT = "flask-audit-seal/1"
 _EVENTS = audit_event_table
 _SEALS = audit_seal_table
+
+#: One logger for every seal run, manual or automatic.
+logger = logging.getLogger("flask_audit.integrity.sealing")
 
 
 def require_key(key: bytes | None, action: str) -> bytes:
@@ -92,27 +103,59 @@ def last_sealed_id(conn: sa.Connection) -> int | None:
     return sealed if head != GENESIS else None
 
 
-def _append(engine: sa.Engine, key: bytes, link: dict[str, t.Any], expect_sealed: int | None) -> str:
-    """Insert one link after the current head and return its HMAC.
+def _append(
+    engine: sa.Engine, key: bytes, link: dict[str, t.Any], expect_sealed: int | None
+) -> dict[str, t.Any] | None:
+    """Insert one link after the current head and return it as committed, with its ``id``.
 
     ``prev_hmac`` is unique, so of two writers extending the same head one fails and
     tries again on the new head. A seal (``expect_sealed`` given) instead gives up, with
-    ``""``, once another run has moved the sealed range: its events need reading again.
+    ``None``, once another run has moved the sealed range: its events need reading again.
     """
     for _ in range(20):
         with engine.connect() as conn:
             head, sealed = _head(conn)
         if expect_sealed is not None and sealed != expect_sealed:
-            return ""
+            return None
         link.update(prev_hmac=head, sealed_at=dt.datetime.now(dt.timezone.utc))
         link["hmac"] = sign(key, link)
         try:
             with engine.begin() as conn:
-                conn.execute(sa.insert(_SEALS), link)
-            return t.cast(str, link["hmac"])
+                inserted = conn.execute(sa.insert(_SEALS), link).inserted_primary_key
+            return {**link, "id": int(t.cast(tuple[int], inserted)[0])}
         except sa.exc.IntegrityError:
             continue
     raise AuditError("Could not extend the seal chain: other writers kept extending it; try again.")
+
+
+class _Witnessing:
+    """Writes a run's committed links to the witness; remembers the first failure, logs it once."""
+
+    def __init__(self, witness: SealWitness | None) -> None:
+        self.witness = witness
+        self.links = self.missed = 0
+        self.error: str | None = None
+
+    def __call__(self, link: c.Mapping[str, t.Any]) -> None:
+        if self.witness is None:
+            return
+        self.links += 1
+        try:
+            self.witness.write(WitnessEntry.from_link(link))
+        except WitnessError as err:
+            self.missed += 1
+            self.error = self.error or str(err)
+
+    def report(self) -> str | None:
+        """The failure, logged as an error, or ``None`` when every link was written."""
+        if self.error is None:
+            return None
+        message = (
+            f"{self.error} {self.missed} of {self.links} new chain link(s) are not in the witness;"
+            " the seals are stored in the database, and the next link written there vouches for them."
+        )
+        logger.error("%s", message)
+        return message
 
 
 def append_prune(
@@ -124,13 +167,16 @@ def append_prune(
     count: int,
     cutoff: dt.datetime,
     removed: c.Sequence[int] = (),
+    witness: SealWitness | None = None,
 ) -> list[str]:
     """Record, before deleting, that ``count`` events are pruned: every id up to ``last_id``
     and the ``removed`` ids above it (old events that sat behind a younger one).
 
     The ids above ``last_id`` go into the manifest, at most :data:`PRUNE_IDS_PER_LINK` per
-    link; the first link also counts the prefix. Returns the new links' HMACs.
+    link; the first link also counts the prefix. Each link is also written to ``witness``;
+    a failure there is logged, not raised, so that prune goes on. Returns the new links' HMACs.
     """
+    witnessing = _Witnessing(witness)
     hmacs = []
     for start in range(0, max(len(removed), 1), PRUNE_IDS_PER_LINK):
         chunk = removed[start : start + PRUNE_IDS_PER_LINK]
@@ -143,7 +189,10 @@ def append_prune(
             "merkle_root": "",
             "manifest": pack_manifest(chunk),
         }
-        hmacs.append(_append(engine, key, link, None))
+        made = t.cast(dict[str, t.Any], _append(engine, key, link, None))
+        witnessing(made)
+        hmacs.append(str(made["hmac"]))
+    witnessing.report()
     return hmacs
 
 
@@ -252,13 +301,18 @@ def _wait_for_innodb_rows(
 
 @dataclasses.dataclass(frozen=True)
 class SealResult:
-    """What one :func:`seal` run added: links, events, the id range and the new head."""
+    """What one :func:`seal` run added: links, events, the id range and the new head.
+
+    ``witness_error`` says why some of the new links are not in the witness (they are
+    stored all the same); ``None`` when each was written, or no witness was given.
+    """
 
     seals: int
     events: int
     first_id: int | None
     last_id: int | None
     head: str
+    witness_error: str | None = None
 
 
 def seal(
@@ -268,17 +322,21 @@ def seal(
     max_events: int = MAX_SEAL_EVENTS,
     timeout: float = 10.0,
     on_wait: c.Callable[[], None] | None = None,
+    witness: SealWitness | None = None,
 ) -> SealResult:
     """Seal every event committed before this call, in links of at most ``max_events``.
 
     Reads and hashing happen outside any transaction; each link is one short insert.
     Two runs at once are safe: the second finds the range sealed and adds what is left.
+    Each new link is then written to ``witness``; a failure there is logged and returned
+    in :attr:`SealResult.witness_error`, and the seals stay.
 
     :raises AuditConfigError: no key.
     :raises AuditError: the bound could not be taken (see :func:`committed_bound`).
     """
     key = require_key(key, "seal the audit trail")
     bound = committed_bound(engine, timeout, on_wait)
+    witnessing = _Witnessing(witness)
     seals = events = 0
     first: int | None = None
     last: int | None = None
@@ -302,7 +360,8 @@ def seal(
             "manifest": pack_manifest(ids, leaves),
         }
         made = _append(engine, key, link, sealed)
-        if made:
-            seals, events, head, last = seals + 1, events + len(ids), made, int(t.cast(int, link["last_id"]))
+        if made is not None:
+            witnessing(made)
+            seals, events, head, last = seals + 1, events + len(ids), made["hmac"], int(made["last_id"])
             first = ids[0] if first is None else first
-    return SealResult(seals, events, first, last, head)
+    return SealResult(seals, events, first, last, head, witnessing.report())

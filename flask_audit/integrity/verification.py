@@ -4,6 +4,11 @@ Apart from :mod:`flask_audit.integrity.sealing` because it only reads and report
 the chain. It shares the link signature (:func:`~flask_audit.integrity.sealing.sign`, so both sides
 sign the same fields), the key check and ``GENESIS``, and stops at the first problem, named
 by one of ``PROBLEM_KINDS`` with the event or seal it concerns.
+
+A whole chain is not enough when the database owner can remove its newest links or swap in
+another: given the entries of a witness (:mod:`flask_audit.integrity.witness`), every link
+they name must be in the chain with the same HMAC. The chain may go beyond them (another
+host sealed since); falling short of them, or differing, is a ``witness_mismatch``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import sqlalchemy as sa
 from ..exceptions import SealMismatchError
 from ..store.models import audit_event_table
 from ..store.models import audit_seal_table
+from .arrival import ArrivalCheck
 from .canonical import describe
 from .canonical import event_content
 from .canonical import leaf
@@ -33,11 +39,22 @@ from .canonical import UnreadableValue
 from .sealing import GENESIS
 from .sealing import require_key
 from .sealing import sign
+from .witness import WitnessEntry
 
 _EVENTS = audit_event_table
 _SEALS = audit_seal_table
 
-PROBLEM_KINDS = ("modified", "deleted", "inserted", "reordered", "truncated", "seal_altered", "seal_removed")
+PROBLEM_KINDS = (
+    "modified",
+    "deleted",
+    "inserted",
+    "reordered",
+    "truncated",
+    "seal_altered",
+    "seal_removed",
+    "witness_mismatch",
+    "backdated",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +69,11 @@ class Problem:
 
 @dataclasses.dataclass(frozen=True)
 class VerifyReport:
-    """The outcome of :func:`verify`; ``problem`` is ``None`` when the trail is intact."""
+    """The outcome of :func:`verify`; ``problem`` is ``None`` when the trail is intact.
+
+    ``witnessed`` counts the witness entries checked, ``witness_head`` is the newest link
+    they name and ``beyond_witness`` the links made after it (by another host, say).
+    """
 
     links: int
     events: int
@@ -61,6 +82,9 @@ class VerifyReport:
     pruned_up_to: int
     head: str
     problem: Problem | None
+    witnessed: int = 0
+    witness_head: int | None = None
+    beyond_witness: int = 0
 
     @property
     def ok(self) -> bool:
@@ -243,6 +267,49 @@ def _check_links(links: c.Sequence[Row], key: bytes) -> Problem | None:
     return None
 
 
+@dataclasses.dataclass
+class _WitnessCheck:
+    problem: Problem | None = None
+    entries: int = 0
+    newest: int | None = None
+
+
+def _check_witness(links: c.Sequence[Row], entries: c.Iterable[WitnessEntry]) -> _WitnessCheck:
+    """Every link the witness names must be in the chain, at its id, with its HMAC."""
+    held = {int(link["id"]): str(link["hmac"]) for link in links}
+    check = _WitnessCheck()
+    for entry in entries:
+        check.entries += 1
+        check.newest = entry.id if check.newest is None else max(check.newest, entry.id)
+        found = held.get(entry.id)
+        if found is None or not hmac_.compare_digest(found, entry.hmac):
+            message = _witness_mismatch(entry, found, max(held, default=None))
+            check.problem = Problem("witness_mismatch", message, None, entry.id)
+            break
+    return check
+
+
+def _witness_mismatch(entry: WitnessEntry, found: str | None, top: int | None) -> str:
+    """What a witnessed link missing from the chain, or differing, says happened."""
+    sid, what = entry.id, entry.describe()
+    if top is None:
+        return (
+            f"The seal chain is empty, but the witness recorded seal {sid} ({what}): the seals were"
+            " deleted or the tables emptied."
+        )
+    if found is not None:
+        return (
+            f"Seal {sid} is not the one the witness recorded ({what}): its HMAC differs, so the chain"
+            " was replaced."
+        )
+    if sid > top:
+        return (
+            f"The chain ends at seal {top}, but the witness recorded seal {sid} ({what}): the newest"
+            " seals were removed."
+        )
+    return f"The chain has no seal {sid}, but the witness recorded it ({what}): the chain was replaced."
+
+
 class _Pruned:
     """The ids prune links declare removed: all up to the highest ``last_id``, and some above."""
 
@@ -255,7 +322,9 @@ class _Pruned:
         return event_id <= self.up_to or event_id in self.above
 
 
-def _check_range(link: Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[Problem | None, int, int]:
+def _check_range(
+    link: Row, lo: int, cursor: _Cursor, pruned: _Pruned, arrival: ArrivalCheck
+) -> tuple[Problem | None, int, int]:
     """Walk one seal's manifest against the stored events: (first problem, checked, pending)."""
     sid, hi = link["id"], link["last_id"]
     checked = pending = 0
@@ -303,6 +372,9 @@ def _check_range(link: Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[
                 return Problem("reordered", message, event_id, sid), checked, pending
             message = f"Event {event_id} was modified after seal {sid} sealed it."
             return Problem("modified", message, event_id, sid), checked, pending
+        backdated = arrival.event(row)
+        if backdated is not None:
+            return Problem("backdated", backdated.message(), event_id, sid), checked, pending
         if event_id in pruned:
             pending += 1
         else:
@@ -312,7 +384,13 @@ def _check_range(link: Row, lo: int, cursor: _Cursor, pruned: _Pruned) -> tuple[
 
 
 def verify(
-    engine: sa.Engine, key: bytes | None, *, anchor: str | None = None, batch_size: int = 5000
+    engine: sa.Engine,
+    key: bytes | None,
+    *,
+    anchor: str | None = None,
+    witness: c.Iterable[WitnessEntry] | None = None,
+    late_after_seconds: float = 300,
+    batch_size: int = 5000,
 ) -> VerifyReport:
     """Recompute the chain and compare every sealed event; report the first problem.
 
@@ -322,7 +400,14 @@ def verify(
 
     :param anchor: an ``hmac`` kept elsewhere (printed by ``flask audit seal``): the chain
         must contain it, which shows when the newest seals and their events were removed.
+    :param witness: the entries of a seal witness, taken before this call reads the chain
+        (``FileWitness(path).entries()`` fixes the file's length when called): each link
+        they name must be in the chain with its HMAC. That shows what ``anchor`` shows, and
+        an emptied or replaced chain too.
+    :param late_after_seconds: ``AUDIT_LATE_AFTER_SECONDS``: how far before the sealed
+        period an event not marked late may be dated (see :mod:`~flask_audit.integrity.arrival`).
     :raises AuditConfigError: no key.
+    :raises WitnessError: the witness could not be read.
     """
     key = require_key(key, "verify the audit trail")
     options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
@@ -336,13 +421,35 @@ def verify(
         if problem is None and anchor is not None and anchor not in {link["hmac"] for link in links}:
             message = f"The chain does not contain the anchor {anchor}: the newest seals were removed."
             problem = Problem("seal_removed", message)
+        witnessed = _WitnessCheck()
+        if problem is None and witness is not None:
+            witnessed = _check_witness(links, witness)
+            problem = witnessed.problem
         pruned = _Pruned(links if problem is None else ())
         if problem is None:
             cursor, lo = _Cursor(conn, sealed_to, batch_size), 0
+            arrival = ArrivalCheck(late_after_seconds)
             for link in seals:
-                problem, done, waiting = _check_range(link, lo, cursor, pruned)
+                problem, done, waiting = _check_range(link, lo, cursor, pruned, arrival)
                 checked, pending, lo = checked + done, pending + waiting, int(link["last_id"])
                 if problem is not None:
                     break
+                arrival.close(link)
+            backdated = arrival.unsealed(conn, sealed_to) if problem is None else None
+            if backdated is not None:
+                problem = Problem("backdated", backdated.message(), backdated.event_id)
     head = str(links[-1].get("hmac", "")) if links else GENESIS
-    return VerifyReport(len(links), checked, int(unsealed), pending, pruned.up_to, head, problem)
+    newest = witnessed.newest
+    beyond = 0 if newest is None else sum(1 for link in links if int(link["id"]) > newest)
+    return VerifyReport(
+        len(links),
+        checked,
+        int(unsealed),
+        pending,
+        pruned.up_to,
+        head,
+        problem,
+        witnessed.entries,
+        newest,
+        beyond,
+    )
