@@ -44,7 +44,9 @@ def _insert_dated(app: Flask, when: dt.datetime, *, late: bool = False) -> int:
         )
         row.update(occurred_at=when, late=late)
         with db(app).engine.begin() as conn:
-            return int(conn.execute(sa.insert(EVENTS), row).inserted_primary_key[0])
+            key = conn.execute(sa.insert(EVENTS), row).inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def _run_verify(app: Flask) -> tuple[int, str]:
