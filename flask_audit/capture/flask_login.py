@@ -22,7 +22,15 @@ from .names import describe_user
 
 _METHOD = "_flask_audit_login_method"
 _DETAILS = "_flask_audit_login_details"
-_METHOD_LABELS = {"sso": "SSO", "magic_link": "a magic link", "webauthn": "a security key"}
+_METHOD_LABELS = {
+    "sso": "SSO",
+    "magic_link": "a magic link",
+    "webauthn": "a security key",
+    "oauth": "OAuth",
+    "ldap": "LDAP",
+    "saml": "SAML",
+    "remote_user": "REMOTE_USER",
+}
 #: What ``login_user()`` and a remember-me restore put in the session.
 _SIGN_IN_KEYS = ("_user_id", "_fresh", "_id", "_remember", "_remember_seconds")
 

@@ -149,8 +149,10 @@ def build_row(
     limits = ANONYMOUS_LENGTHS if event_type == "user.login_failed" else LENGTHS
     for name in _FREE_TEXT:
         row[name] = clean_text(row[name], limits[name])
-    if event_type == "user.login_failed" and isinstance(row["details"].get("email"), str):
-        row["details"]["email"] = clean_text(row["details"]["email"], ANONYMOUS_LENGTHS["actor_email"])
+    if event_type == "user.login_failed":  # what anyone can type: as short as an address
+        for key in ("email", "identity", "username"):
+            if isinstance(row["details"].get(key), str):
+                row["details"][key] = clean_text(row["details"][key], ANONYMOUS_LENGTHS["actor_email"])
     if problems:
         raise UnresolvedContext(row, "; ".join(problems))
     return row

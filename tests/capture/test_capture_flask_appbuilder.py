@@ -253,7 +253,7 @@ def test_oauth_result_of_the_security_manager(make_fab_app: MakeFabApp) -> None:
         login_user(user)
         assert sm.auth_user_oauth({"username": "stranger"}) is None
     assert summary(app, "user.login", "user.login_failed") == [
-        ("user.login", "bob@example.com", "Signed in with oauth", {"method": "oauth"}),
+        ("user.login", "bob@example.com", "Signed in with OAuth", {"method": "oauth"}),
         (
             "user.login_failed",
             "stranger",

@@ -1,11 +1,27 @@
 from __future__ import annotations
 
-import pytest
-from flask import Flask
+import typing as t
 
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.orm as sa_orm
+from flask import Blueprint
+from flask import current_app
+from flask import Flask
+from flask import request
+from flask_login import login_user
+from flask_login import LoginManager
+from flask_login import logout_user
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+
+from flask_audit import Audit
+from flask_audit import signals
+from flask_audit.state import audit_state
 from flask_audit.testing import record_events
 
 from ..apps import add_user
+from ..apps import Base
 from ..conftest import db
 from ..conftest import MakeApp
 from ..conftest import refuse_audit_writes
@@ -84,8 +100,6 @@ def test_remember_cookie_restore_is_a_sign_in_with_its_method(app: Flask) -> Non
 
 @pytest.mark.backends("sqlite")
 def test_mark_login_names_the_method(app: Flask) -> None:
-    from flask_login import login_user
-
     from flask_audit.capture.flask_login import mark_login
 
     from ..apps import User
@@ -115,3 +129,86 @@ def test_a_sign_in_whose_event_cannot_be_stored_does_not_stand(make_app: MakeApp
     assert "remember_token" not in " ".join(response.headers.getlist("Set-Cookie"))
     with client.session_transaction() as session:
         assert "_user_id" not in session and "_remember" not in session
+
+
+# -- a plain Flask-Login app whose users have a username and no email ---------------------
+
+
+class Person(UserMixin, Base):
+    __tablename__ = "app_person"
+
+    id: sa_orm.Mapped[int] = sa_orm.mapped_column(primary_key=True)
+    username: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64), unique=True)
+    password: sa_orm.Mapped[str] = sa_orm.mapped_column(sa.String(64))
+
+
+def _username_app(db_url: str, spool: str) -> Flask:
+    """Flask-Login's documented shape: a blueprint's login view, ``login_user``, and the one
+    line of glue that Flask-Login cannot give, the failed sign-in signal."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True, SQLALCHEMY_DATABASE_URI=db_url, AUDIT_SPOOL_PATH=spool)
+    database = SQLAlchemy(app, model_class=Base)
+    Audit(app, db=database)
+    login_manager = LoginManager(app)
+    login_manager.user_loader(lambda user_id: database.session.get(Person, int(user_id)))
+    auth = Blueprint("auth", __name__)
+
+    @auth.post("/login")
+    def login() -> tuple[str, int]:
+        username = request.form["username"]
+        person = database.session.scalar(sa.select(Person).where(Person.username == username))
+        if person is None or person.password != request.form["password"]:
+            reason = "unknown_user" if person is None else "bad_password"
+            signals.login_failed.send(current_app, email=username, reason=reason, user=person)
+            return "no", 401
+        login_user(person)
+        return "ok", 200
+
+    @auth.post("/logout")
+    def logout() -> str:
+        logout_user()
+        return "bye"
+
+    app.register_blueprint(auth)
+    with app.app_context():
+        database.create_all()
+        database.session.add(Person(username="priya", password="pw"))
+        database.session.commit()
+    return app
+
+
+def test_username_only_users_and_a_blueprint_sending_with_current_app(db_url: str, tmp_path: t.Any) -> None:
+    app = _username_app(db_url, str(tmp_path / "spool.jsonl"))
+    try:
+        client = app.test_client()
+        assert client.post("/login", data={"username": "priya", "password": "guess"}).status_code == 401
+        assert client.post("/login", data={"username": "mallory", "password": "pw"}).status_code == 401
+        assert client.post("/login", data={"username": "priya", "password": "pw"}).status_code == 200
+        assert client.post("/logout").status_code == 200
+        events = stored(app)
+        assert [(e.event_type, e.actor_email, e.activity, e.details) for e in events] == [
+            (
+                "user.login_failed",
+                "priya",
+                "Failed sign-in for priya (bad password)",
+                {"reason": "bad_password", "email": "priya"},
+            ),
+            (
+                "user.login_failed",
+                "mallory",
+                "Failed sign-in for mallory (unknown user)",
+                {"reason": "unknown_user", "email": "mallory"},
+            ),
+            ("user.login", "priya", "Signed in", {"method": "password"}),
+            ("user.logout", "priya", "Signed out", {}),
+        ]
+        with app.app_context():
+            priya = db(app).session.scalar(sa.select(Person.id))
+            db(app).session.remove()
+        assert [e.actor_id for e in events] == [str(priya), None, str(priya), str(priya)]
+    finally:
+        with app.app_context():
+            db(app).session.remove()
+            audit_state(app).writer.dispose()
+            db(app).drop_all()
+            db(app).engine.dispose()

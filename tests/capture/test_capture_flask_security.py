@@ -108,7 +108,7 @@ def test_wrong_password_is_a_failed_sign_in_of_that_account(fs_app: Flask) -> No
         "failure",
         "alice@example.com",
     )
-    assert event.details == {"reason": "bad_password", "method": "password", "email": "alice@example.com"}
+    assert event.details == {"reason": "bad_password", "method": "password", "identity": "alice@example.com"}
     assert event.activity == "Failed sign-in for alice@example.com (bad password)"
 
 
@@ -120,7 +120,11 @@ def test_unknown_email_is_recorded_though_flask_security_sends_no_signal(fs_app:
         None,
         "mallory@example.com",
     )
-    assert event.details == {"reason": "unknown_user", "method": "password", "email": "mallory@example.com"}
+    assert event.details == {
+        "reason": "unknown_user",
+        "method": "password",
+        "identity": "mallory@example.com",
+    }
     assert event.activity == "Failed sign-in for mallory@example.com (unknown user)"
 
 
@@ -133,7 +137,7 @@ def test_unknown_username_is_kept_out_of_the_actor_email(make_security_app: Make
         None,
         "Failed sign-in for mallory (unknown user)",
     )
-    assert event.details == {"reason": "unknown_user", "method": "password", "username": "mallory"}
+    assert event.details == {"reason": "unknown_user", "method": "password", "identity": "mallory"}
 
 
 def test_a_form_that_fails_its_own_checks_is_no_sign_in_attempt(fs_app: Flask) -> None:

@@ -173,6 +173,7 @@ def test_roles_changed_through_the_orm_make_one_event_per_transaction(fs_app: Fl
         bob.roles.remove(member)  # back and forth in one transaction: only the net change
         db.session.commit()
         bob.roles.append(admin)
+        db.session.flush()
         bob.roles.remove(admin)  # no net change: no event
         db.session.commit()
         db.session.remove()
@@ -180,6 +181,28 @@ def test_roles_changed_through_the_orm_make_one_event_per_transaction(fs_app: Fl
         {"before": ["member", "viewer"], "after": ["admin", "viewer"]},
         {"before": ["admin", "viewer"], "after": ["viewer"]},
     ]
+
+
+def test_the_roles_after_are_the_ones_the_database_holds(fs_app: Flask) -> None:
+    """A role appended and removed before one flush still reaches the database through
+    Flask-Security's ``Role.users`` backref, whatever the session's collection says: the
+    event names the roles the user holds once the transaction commits."""
+    _roles(fs_app, "admin", "viewer")
+    add_user(fs_app, BOB)
+    _cli(fs_app, "roles", "add", BOB, "viewer")
+    with fs_app.app_context():
+        admin = _role(fs_app, "admin")
+        bob = _user(fs_app, BOB)
+        bob.roles.append(admin)
+        bob.roles.remove(admin)
+        db.session.commit()
+        db.session.remove()
+        held = sorted(role.name for role in _user(fs_app, BOB).roles)
+        db.session.remove()
+    expected = [{"before": [], "after": ["viewer"]}]
+    if held != ["viewer"]:
+        expected.append({"before": ["viewer"], "after": held})
+    assert [e.details for e in stored(fs_app)] == expected
 
 
 def test_each_user_changed_in_a_transaction_gets_its_event(fs_app: Flask) -> None:
@@ -342,12 +365,19 @@ def test_access_reset_with_the_cli(fs_app: Flask) -> None:
     key, _ = enable_two_factor(fs_app, client)
     secret = get_user(fs_app).tf_totp_secret
     _cli(fs_app, "users", "reset_access", "alice@example.com")
-    event = stored(fs_app)[-1]
+    event, two_factor = stored(fs_app)[-2:]
     assert (event.event_type, event.entity, event.action, event.actor_id, event.target_id) == (
         "user.access_reset",
         "User",
         "update",
         "system",
+        str(alice_id),
+    )
+    # The second factor it removed is in the two-factor history too.
+    assert (two_factor.event_type, two_factor.activity, two_factor.details, two_factor.target_id) == (
+        "two_factor.reset",
+        "Reset two-factor authentication (authenticator app) of alice@example.com",
+        {"method": "authenticator", "user": "alice@example.com"},
         str(alice_id),
     )
     assert event.activity == "Reset the sign-in credentials of alice@example.com"

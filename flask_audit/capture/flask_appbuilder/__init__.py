@@ -15,14 +15,18 @@ FAB                                                        event (``details``)
                                                            ``reason``, ``method``)
 ``logout_user()`` in FAB's logout view                     ``user.logout`` (Flask-Login adapter)
 a ``User`` inserted / deleted (admin views, ``add_user``)  ``user.created`` / ``user.deleted``
+... by their own sign-up (registration, first sign-in)     ``user.created`` (``method``)
 its name, email, ``active`` or groups changed              ``user.updated`` (``changes``)
-its roles changed                                          ``role.updated`` (``before``/``after``:
+its roles changed, from either side                        ``role.updated`` (``before``/``after``:
                                                            sorted role names)
 its password changed                                       ``user.password_changed``
+a ``Role`` renamed or its permissions changed              ``role.updated`` (``role``, ``name``,
+                                                           ``permissions``)
 =========================================================  ====================================
 
 FAB's user admin writes through its generic model views, not through the security manager,
-so user changes are read from the ORM flush (``users``) and written in the same transaction.
+so user and role changes are read from the ORM flush (``users``, ``role_side``, ``roles``)
+and written in the same transaction; FAB's own permission sync is left out (``roles``).
 Sign-in results are read by wrapping the security manager's ``auth_user_*`` methods on the
 instance (``sign_in``); form sign-ins still reach the event through Flask-Login's
 ``user_logged_in``, told the method by :func:`~flask_audit.capture.flask_login.mark_login`.
@@ -40,10 +44,12 @@ from flask import appcontext_pushed
 from flask import Flask
 
 from . import admin
+from . import role_side
+from . import roles
 from . import sign_in
 from . import tables
 from . import users
-from .users import CONNECTED
+from .rows import CONNECTED
 
 if t.TYPE_CHECKING:
     from ...state import Recorder
@@ -89,5 +95,7 @@ def _connect_now(app: Flask) -> None:
 def _hook(app: Flask) -> None:
     appbuilder = app.extensions["appbuilder"]
     sign_in.hook(app, appbuilder)
+    roles.hook(appbuilder.sm)
+    role_side.watch(appbuilder.sm.user_model)
     admin.hook(app, appbuilder)
     tables.create_missing(app)

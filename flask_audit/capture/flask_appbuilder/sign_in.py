@@ -8,11 +8,14 @@ here as a ``jwt`` sign-in; elsewhere :func:`mark_login` tells the Flask-Login ad
 method of the ``login_user()`` that follows. ``None`` is a failed sign-in; the reason is
 looked up afterwards with the same queries for an unknown and a known user, so that the
 lookup keeps FAB's own care that a failure takes as long whether the user exists or not.
+While an ``auth_user_*`` call runs, :func:`signing_in` names its method: a user it creates
+(``AUTH_USER_REGISTRATION``) signed up with it, and roles it syncs are that user's doing.
 """
 
 from __future__ import annotations
 
 import collections.abc as c
+import contextvars
 import functools
 import typing as t
 
@@ -20,6 +23,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask import has_request_context
 from flask import request
+from flask import session
 
 from ...state import current_audit
 from ..flask_login import mark_login
@@ -44,7 +48,33 @@ _LABELS = {
     "saml": " with SAML",
     "remote_user": " with REMOTE_USER",
     "jwt": " to the API (JWT)",
+    "registration": "",
 }
+
+
+#: The ``auth_user_*`` method running in this context: a user it creates signs up with it.
+_signing_in: contextvars.ContextVar[str | None] = contextvars.ContextVar("flask_audit_fab_auth", default=None)
+
+
+def signing_in() -> str | None:
+    """The sign-in method (``"oauth"``...) whose ``auth_user_*`` call is running, if any."""
+    return _signing_in.get()
+
+
+def signing_up(sm: t.Any) -> str | None:
+    """How a user created now made their own account: a sign-in method or ``"registration"``."""
+    method = _signing_in.get()
+    if method is not None:
+        return method
+    blueprint = getattr(getattr(sm, "registeruser_view", None), "blueprint", None)
+    if blueprint is not None and has_request_context() and request.blueprint == blueprint.name:
+        return "registration"  # FAB's activation link: the registration becomes a user
+    return None
+
+
+def label(method: str) -> str:
+    """``" with OAuth"`` for a method; nothing for a password or FAB's registration form."""
+    return _LABELS.get(method, f" with {method.replace('_', ' ')}")
 
 
 def hook(app: Flask, appbuilder: t.Any) -> None:
@@ -74,7 +104,11 @@ def _wrap(
 ) -> c.Callable[..., t.Any]:
     @functools.wraps(method)
     def authenticate(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        user = method(*args, **kwargs)
+        token = _signing_in.set(METHODS[name])
+        try:
+            user = method(*args, **kwargs)
+        finally:
+            _signing_in.reset(token)
         if not has_request_context():
             return user
         in_api = api_blueprint is not None and request.blueprint == api_blueprint
@@ -83,8 +117,8 @@ def _wrap(
         if in_api:
             details["provider"] = _PROVIDERS.get(name, how)
             how = "jwt"
-        elif name == "auth_user_oauth" and request.view_args and request.view_args.get("provider"):
-            details["provider"] = request.view_args["provider"]
+        elif name == "auth_user_oauth" and (provider := _oauth_provider()):
+            details["provider"] = provider
         if user:
             _signed_in(app, user, how, details, in_api)
         else:
@@ -95,6 +129,12 @@ def _wrap(
 
     authenticate._flask_audit = True  # type: ignore[attr-defined]
     return authenticate
+
+
+def _oauth_provider() -> str | None:
+    """FAB's OAuth callback names the provider in its URL and, before this, in the session."""
+    provider = (request.view_args or {}).get("provider") or session.get("oauth_provider")
+    return provider if isinstance(provider, str) else None
 
 
 def _signed_in(app: Flask, user: t.Any, how: str, details: dict[str, t.Any], in_api: bool) -> None:

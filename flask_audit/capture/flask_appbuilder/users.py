@@ -7,6 +7,13 @@ the ``flask fab`` commands alike. Events go in with :func:`~flask_audit.store.re
 inside the change's own transaction. What a sign-in bumps (``login_count``,
 ``fail_login_count``, ``last_login``) and FAB's bookkeeping (``changed_on``...) are not
 changes anyone made.
+
+A user who makes their own account is its actor, and ``details.method`` says how:
+``registration`` (FAB's registration form, when the emailed link activates it) or the
+sign-in method that created it on a first sign-in (``oauth``, ``ldap``... with
+``AUTH_USER_REGISTRATION``). Roles that a sign-in syncs from the identity provider
+(``AUTH_ROLES_SYNC_AT_LOGIN``) are that user's doing too. The same flush hands the roles it
+changes to :mod:`.roles`.
 """
 
 from __future__ import annotations
@@ -18,21 +25,18 @@ import sqlalchemy.orm as sa_orm
 from flask import current_app
 from flask import has_app_context
 
-from ...exceptions import AuditWriteError
 from ...store import recorder
 from ...store.context import current_user_or_none
 from ...store.context import stable_id
-from ...store.rows import build_row
-from ...store.rows import UnresolvedContext
 from ..names import describe_user
+from . import role_side
+from . import roles
+from . import sign_in
+from .rows import CONNECTED
+from .rows import Rows
 
 #: The columns whose changes are ``user.updated``; the password has an event of its own.
 FIELDS = ("username", "email", "first_name", "last_name", "active")
-CONNECTED = "audit.flask_appbuilder"  # app.extensions key: FAB was hooked for this app
-
-
-def _role_names(roles: t.Iterable[t.Any]) -> list[str]:
-    return sorted(str(getattr(role, "name", role)) for role in roles)
 
 
 def _collection(user: t.Any, name: str) -> tuple[list[str], list[str]] | None:
@@ -41,8 +45,8 @@ def _collection(user: t.Any, name: str) -> tuple[list[str], list[str]] | None:
     if not history.has_changes():
         return None
     kept = list(history.unchanged or ())
-    before = _role_names([*kept, *(history.deleted or ())])
-    after = _role_names([*kept, *(history.added or ())])
+    before = role_side.names([*kept, *(history.deleted or ())])
+    after = role_side.names([*kept, *(history.added or ())])
     return None if before == after else (before, after)
 
 
@@ -70,72 +74,67 @@ def _label(user: t.Any) -> str:
     return f"{username} ({email})" if username and email and username != email else str(username or email)
 
 
-class _Rows:
-    def __init__(self, config: t.Any) -> None:
-        self.config = config
-        self.rows: list[dict[str, t.Any]] = []
-
-    def add(self, event_type: str, user: t.Any, activity: str, details: dict[str, t.Any]) -> None:
-        custom = event_type == "user.updated"
-        try:
-            row = build_row(
-                self.config,
-                event_type,
-                activity=activity,
-                entity="User" if custom else None,
-                action="update" if custom else None,
-                target=("user", stable_id(user)),
-                details=details,
-            )
-        except UnresolvedContext as err:  # no change commits without its event
-            raise AuditWriteError(f"The change could not be recorded: {err}.") from err
-        self.rows.append(row)
+def _target(user: t.Any) -> tuple[str, t.Any]:
+    return ("user", stable_id(user))
 
 
-def _created(rows: _Rows, user: t.Any) -> None:
+def _created(rows: Rows, user: t.Any, sm: t.Any) -> None:
     values = {name: getattr(user, name, None) for name in FIELDS}
-    roles = _role_names(getattr(user, "roles", None) or ())
-    rows.add("user.created", user, f"Created user {_label(user)}", {"values": values, "roles": roles})
+    names = role_side.names(getattr(user, "roles", None) or ())
+    details: dict[str, t.Any] = {"values": values, "roles": names}
+    method = sign_in.signing_up(sm)
+    if method is None:
+        rows.add("user.created", _target(user), f"Created user {_label(user)}", details)
+        return
+    details["method"] = method  # the user made their own account: they are the actor
+    activity = f"Signed up as {_label(user)}{sign_in.label(method)}"
+    rows.add("user.created", _target(user), activity, details, actor=user)
 
 
-def _deleted(rows: _Rows, user: t.Any) -> None:
+def _deleted(rows: Rows, user: t.Any) -> None:
     values = {name: getattr(user, name, None) for name in ("username", "email")}
-    roles = _role_names(getattr(user, "roles", None) or ())
-    rows.add("user.deleted", user, f"Deleted user {_label(user)}", {"values": values, "roles": roles})
+    details = {"values": values, "roles": role_side.names(getattr(user, "roles", None) or ())}
+    rows.add("user.deleted", _target(user), f"Deleted user {_label(user)}", details)
 
 
-def _updated(rows: _Rows, user: t.Any) -> None:
+def _roles_changed(rows: Rows, user: t.Any, before: list[str], after: list[str]) -> None:
+    activity = (
+        f"Changed roles of {_label(user)} from {', '.join(before) or 'none'} to {', '.join(after) or 'none'}"
+    )
+    details = {"user": describe_user(user), "before": before, "after": after}
+    method = sign_in.signing_in()
+    if method is None:
+        rows.add("role.updated", _target(user), activity, details)
+    else:  # synced from the identity provider as the user signs in (AUTH_ROLES_SYNC_AT_LOGIN)
+        rows.add("role.updated", _target(user), activity, {**details, "method": method}, actor=user)
+
+
+def _updated(rows: Rows, user: t.Any, roles_known: bool) -> None:
+    """``roles_known``: the role side's change of this flush already holds the user's roles."""
     label = _label(user)
-    roles = _collection(user, "roles")
-    if roles is not None:
-        before, after = roles
-        activity = (
-            f"Changed roles of {label} from {', '.join(before) or 'none'} to {', '.join(after) or 'none'}"
-        )
-        rows.add(
-            "role.updated", user, activity, {"user": describe_user(user), "before": before, "after": after}
-        )
+    changed = None if roles_known else _collection(user, "roles")
+    if changed is not None:
+        _roles_changed(rows, user, *changed)
     changes = _changes(user)
     if "groups" in sa.inspect(user).attrs:
         groups = _collection(user, "groups")
         if groups is not None:
             changes["groups"] = list(groups)
     if changes:
-        rows.add(
-            "user.updated", user, f"Updated user {label}: {', '.join(sorted(changes))}", {"changes": changes}
-        )
+        activity = f"Updated user {label}: {', '.join(sorted(changes))}"
+        rows.add("user.updated", _target(user), activity, {"changes": changes})
     if _password_changed(user):
         actor = current_user_or_none()
         if actor is not None and stable_id(actor) == stable_id(user):
-            rows.add("user.password_changed", user, "Changed password", {"method": "change"})
+            rows.add("user.password_changed", _target(user), "Changed password", {"method": "change"})
         else:
             who = describe_user(user)
-            details = {"method": "admin", "by_admin": True, "user": who}
-            rows.add("user.password_changed", user, f"Changed the password of {who}", details)
+            by_admin = {"method": "admin", "by_admin": True, "user": who}
+            rows.add("user.password_changed", _target(user), f"Changed the password of {who}", by_admin)
 
 
-def _user_model() -> tuple[t.Any, type] | None:
-    """The audit extension and FAB's user model, when the current app has both hooked."""
+def _security_manager() -> tuple[t.Any, t.Any] | None:
+    """The audit extension and FAB's security manager, when the current app has both hooked."""
     if not has_app_context():
         return None
     app = current_app
@@ -143,30 +142,34 @@ def _user_model() -> tuple[t.Any, type] | None:
     appbuilder = app.extensions.get("appbuilder")
     if audit is None or appbuilder is None or not app.extensions.get(CONNECTED):
         return None
-    model = appbuilder.sm.user_model
-    if model in getattr(audit, "_tracked", {}):  # the app tracks it itself: its events win
-        return None
-    return audit, model
+    return audit, appbuilder.sm
 
 
 def _after_flush(session: sa_orm.Session, flush_context: t.Any) -> None:
-    found = _user_model()
-    if found is None:
+    found = _security_manager()
+    if found is None or not found[0].config.enabled:
         return
-    audit, model = found
-    config = audit.config
-    if not config.enabled:
-        return
-    rows = _Rows(config)
-    for user in session.new:
-        if isinstance(user, model):
-            _created(rows, user)
-    for user in session.dirty:
-        if isinstance(user, model) and session.is_modified(user):
-            _updated(rows, user)
-    for user in session.deleted:
-        if isinstance(user, model):
-            _deleted(rows, user)
+    audit, sm = found
+    user_model, role_model = sm.user_model, sm.role_model
+    users = user_model not in getattr(audit, "_tracked", {})  # else the app tracks it: its events win
+    from_roles = role_side.flushed(session)
+    rows = Rows(audit.config)
+    for obj in session.new:
+        if users and isinstance(obj, user_model):
+            _created(rows, obj, sm)
+    for obj in session.dirty:
+        if not session.is_modified(obj):
+            continue
+        if users and isinstance(obj, user_model):
+            _updated(rows, obj, roles_known=id(obj) in from_roles)
+        elif isinstance(obj, role_model):
+            roles.updated(rows, obj)
+    for user, before, after in from_roles.values():
+        if users:
+            _roles_changed(rows, user, before, after)
+    for obj in session.deleted:
+        if users and isinstance(obj, user_model):
+            _deleted(rows, obj)
     if rows.rows:
         recorder.write_in_flush(current_app._get_current_object(), session, rows.rows)  # type: ignore[attr-defined]
 
@@ -175,3 +178,4 @@ def install() -> None:
     """Listen to every session once; the handler looks up the current app's FAB."""
     if not sa.event.contains(sa_orm.Session, "after_flush", _after_flush):
         sa.event.listen(sa_orm.Session, "after_flush", _after_flush)
+        sa.event.listen(sa_orm.Session, "after_transaction_end", role_side.forget)

@@ -37,9 +37,12 @@ What no signal announces is read from the datastore's user model at each flush (
 create``, ``datastore.create_user``), ``user.deleted``, ``user.deactivated`` and
 ``user.activated`` (User, update), and one ``role.updated`` per user per transaction with
 the whole sorted lists of role names before and after (``add_role_to_user``,
-``remove_role_from_user``, ``flask roles add|remove``, any change to ``user.roles``;
-module ``role_changes``). ``reset_user_access`` (``flask users
+``remove_role_from_user``, ``flask roles add|remove``, any change to ``user.roles``, from
+either side; module ``role_changes``). ``reset_user_access`` (``flask users
 reset_access``) is wrapped on the datastore (module ``datastore``): ``user.access_reset``.
+So are ``tf_set`` and ``tf_reset`` (module ``two_factor``): called by the app's own code,
+or by ``reset_user_access``, they announce nothing, and are recorded as the transaction
+commits unless a signal about the same user reported the change.
 Where ``AUDIT_IS_ADMIN`` is not given, the audit log's admins are the users with the role
 ``AUDIT_ADMIN_ROLE`` (module ``admins``).
 
@@ -58,9 +61,11 @@ What Flask-Security does not announce, and how it is covered:
   sign-in forms' instantiators are wrapped through Flask-Security's public
   ``Security.set_form_info``, and each form is read after validation (``form.user``,
   ``form.ifield``, ``form.user_authenticated``). Of what was typed only the identity is kept.
-- A wrong code confirming a two-factor set-up from the account's settings sends no signal
-  either: the code form is read the same way (``two_factor.failed`` with ``setup``). Set-up
-  again with the same method and a new key is ``two_factor.enabled`` with ``rekeyed``.
+- A wrong code confirming a two-factor or unified sign-in set-up from the account's
+  settings sends no signal either: the code forms are read the same way
+  (``two_factor.failed`` with ``setup``). Set-up again with the same method and a new key
+  is ``two_factor.enabled`` with ``rekeyed``.
+- A failed sign-in names the account tried under ``identity`` on every path.
 
 The receivers live in ``sign_in`` (sign-ins, failed sign-ins, the sign-in forms and the
 two-factor set-up code form) and ``account`` (two-factor, passwords, registration and
@@ -78,6 +83,7 @@ from flask import Flask
 from flask import has_app_context
 from flask import request_started
 
+from . import two_factor
 from . import user_changes
 from .account import on_confirmed
 from .account import on_email_changed
@@ -94,6 +100,7 @@ from .account import on_wan_registered
 from .admins import use_admin_role
 from .datastore import hook_datastore
 from .helpers import CONNECTED
+from .helpers import real
 from .sign_in import hook_forms
 from .sign_in import on_authenticated
 from .sign_in import on_failed_authn
@@ -138,6 +145,7 @@ def connect(app: Flask, audit: Recorder) -> None:
     request_started.connect(hook_forms, sender=app, weak=False)
     appcontext_pushed.connect(hook_datastore, sender=app, weak=False)
     user_changes.install()
+    two_factor.install()
     if "audit" in app.extensions:
         use_admin_role(app)
 
@@ -147,12 +155,6 @@ def _guarded(receiver: c.Callable[..., None]) -> c.Callable[..., None]:
 
     def receive(app: Flask, **kwargs: t.Any) -> None:
         if has_app_context():
-            receiver(_real(kwargs.pop("user", None)), **kwargs)
+            receiver(real(kwargs.pop("user", None)), **kwargs)
 
     return receive
-
-
-def _real(user: t.Any) -> t.Any:
-    """The object behind ``current_user``: signals sometimes pass the proxy itself."""
-    get = getattr(user, "_get_current_object", None)
-    return get() if callable(get) else user

@@ -18,12 +18,14 @@ from .helpers import on_user
 from .helpers import record
 from .helpers import state
 from .helpers import value_before
+from .two_factor import announced
 from .user_changes import announce_sign_up
 
 # -- two-factor ------------------------------------------------------------------------
 
 
 def on_tf_code_confirmed(user: t.Any, method: str | None = None, **_: t.Any) -> None:
+    announced(user)
     details = {"method": method}
     if has_request_context():
         state()["second_factor"] = method
@@ -35,6 +37,7 @@ def on_tf_code_confirmed(user: t.Any, method: str | None = None, **_: t.Any) -> 
 
 
 def on_tf_profile_changed(user: t.Any, method: str | None = None, **_: t.Any) -> None:
+    announced(user)
     previous = value_before(user, "tf_primary_method")
     details: dict[str, t.Any] = {"method": method}
     activity = f"Enabled two-factor authentication ({factor(method)})"
@@ -59,6 +62,7 @@ def _kept_method(user: t.Any, method: str | None) -> bool:
 
 
 def on_tf_disabled(user: t.Any, **_: t.Any) -> None:
+    announced(user)
     method = value_before(user, "tf_primary_method")
     details = {"method": method} if method else {}
     how = f" ({factor(method)})" if method else ""

@@ -4,7 +4,8 @@
 user and removes their two-factor, unified sign-in and WebAuthn credentials. It is wrapped
 on the app's datastore object when an app context is first pushed (``Security`` may be set
 up after ``Audit``), and records ``user.access_reset`` in the caller's transaction: stored
-when the reset commits, dropped when it rolls back.
+when the reset commits, dropped when it rolls back. ``tf_set`` and ``tf_reset`` are wrapped
+at the same time (:mod:`.two_factor`), so the two-factor method it removes is recorded too.
 
 The same hook makes the user model load the old ``active`` value before code replaces it,
 so that :mod:`.user_changes` knows whether it changed (the ORM loads a replaced ``roles``
@@ -24,6 +25,8 @@ from flask import has_app_context
 
 from ..names import describe_user
 from ..tracking import load_old_values
+from . import role_changes
+from . import two_factor
 from .helpers import CONNECTED
 from .helpers import on_user
 from .helpers import user_model
@@ -38,11 +41,13 @@ def hook_datastore(app: Flask, **_: t.Any) -> None:
     if reset is None or getattr(reset, _WRAPPED, False):
         return
     datastore.reset_user_access = _wrap(datastore, reset)  # type: ignore[union-attr]
+    two_factor.wrap(datastore)
     model = user_model(app)
     if model is not None:
         mapper: sa_orm.Mapper[t.Any] | None = sa.inspect(model, raiseerr=False)
         if isinstance(mapper, sa_orm.Mapper) and "active" in mapper.attrs:
             load_old_values(model, ["active"])
+        role_changes.watch(model)
 
 
 def _wrap(datastore: t.Any, reset: c.Callable[[t.Any], None]) -> c.Callable[[t.Any], None]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from flask import current_app
 from flask import Flask
 from flask import g
+from flask import has_app_context
 from flask import has_request_context
 from flask import request
 from flask import session
@@ -35,6 +37,18 @@ def user_model(app: Flask) -> type | None:
     datastore = getattr(app.extensions.get("security"), "datastore", None)
     model = getattr(datastore, "user_model", None)
     return model if isinstance(model, type) else None
+
+
+def context_of(app: Flask) -> t.ContextManager[t.Any]:
+    """``app``'s context, pushed unless it is the current one (a commit may come from anywhere)."""
+    same = has_app_context() and current_app._get_current_object() is app  # type: ignore[attr-defined]
+    return contextlib.nullcontext() if same else app.app_context()
+
+
+def real(user: t.Any) -> t.Any:
+    """The object behind ``current_user``: Flask-Security sometimes passes the proxy itself."""
+    get = getattr(user, "_get_current_object", None)
+    return get() if callable(get) else user
 
 
 def record(event_type: str, **fields: t.Any) -> None:

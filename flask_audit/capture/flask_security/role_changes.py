@@ -9,11 +9,15 @@ whole sorted lists before and after, inserted on the session's connection throug
 :func:`flask_audit.store.recorder.write_in_flush`. The change and its event commit
 together; a rolled-back transaction writes nothing, and a rolled-back savepoint inside
 one is reflected too, since "after" is read at the commit.
+
+A change from the role side (``role.users.append(user)``, the backref of ``user.roles``)
+reaches a ``user.roles`` that is not loaded as a pending change, which the attribute's
+history never shows. :func:`watch` hears it as it happens and reads the user's roles from
+the database then, before the change is flushed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import typing as t
 
 import sqlalchemy as sa
@@ -29,6 +33,7 @@ from ...store.rows import UnresolvedContext
 from ..names import describe_user
 from ..names import nice
 from .helpers import CONNECTED
+from .helpers import context_of
 from .helpers import user_model
 from .helpers import user_row
 
@@ -62,6 +67,37 @@ def note(session: sa_orm.Session, app: Flask, user: t.Any) -> None:
     session.info[_APP] = app
 
 
+def watch(model: type) -> None:
+    """Hear every change to ``model.roles``, loaded or not (see the module's docstring)."""
+    attribute = getattr(model, "roles", None)
+    if not isinstance(getattr(attribute, "property", None), sa_orm.RelationshipProperty):
+        return
+    for name in ("append", "remove"):
+        if not sa.event.contains(attribute, name, _unloaded_change):
+            sa.event.listen(attribute, name, _unloaded_change)
+
+
+def _unloaded_change(user: t.Any, role: t.Any, initiator: t.Any) -> None:
+    """Note the roles a user had before a change made while ``user.roles`` is not loaded."""
+    state = sa.inspect(user)
+    session = state.session
+    if "roles" not in state.unloaded or state.key is None or session is None or not _connected():
+        return  # loaded: its history tells; new: no roles before
+    pending: dict[int, tuple[t.Any, list[str]]] = session.info.setdefault(_BEFORE, {})
+    if id(user) in pending:
+        return
+    pending[id(user)] = (user, _stored_roles(session, user))
+    session.info[_APP] = current_app._get_current_object()  # type: ignore[attr-defined]
+
+
+def _stored_roles(session: sa_orm.Session, user: t.Any) -> list[str]:
+    """The user's roles in the database, read without loading (or changing) ``user.roles``."""
+    relationship = type(user).roles
+    query = sa.select(relationship.property.mapper.class_).where(sa_orm.with_parent(user, relationship))
+    with session.no_autoflush:
+        return names(session.scalars(query))
+
+
 def before_commit(session: sa_orm.Session) -> None:
     """Write the transaction's role changes, one event per user, before it commits."""
     if session.in_nested_transaction():
@@ -73,10 +109,11 @@ def before_commit(session: sa_orm.Session) -> None:
     app: Flask | None = session.info.pop(_APP, None)
     if not pending or app is None:
         return
-    with _context_of(app):
+    with context_of(app):
         config = audit_state(app).config
         try:
-            rows = [row for user, before in pending.values() if (row := _row(config, user, before))]
+            found = (_row(config, session, user, before) for user, before in pending.values())
+            rows = [row for row in found if row is not None]
         except UnresolvedContext as err:  # no change commits without its event
             raise AuditWriteError(f"The change could not be recorded: {err}.") from err
         if rows:
@@ -103,16 +140,11 @@ def forget(session: sa_orm.Session, transaction: sa_orm.SessionTransaction) -> N
         session.info.pop(_APP, None)
 
 
-def _context_of(app: Flask) -> t.ContextManager[t.Any]:
-    same = has_app_context() and current_app._get_current_object() is app  # type: ignore[attr-defined]
-    return contextlib.nullcontext() if same else app.app_context()
-
-
-def _row(config: t.Any, user: t.Any, before: list[str]) -> dict[str, t.Any] | None:
+def _row(config: t.Any, session: sa_orm.Session, user: t.Any, before: list[str]) -> dict[str, t.Any] | None:
     state = sa.inspect(user)
     if state.deleted or state.was_deleted or state.detached:
         return None
-    after = names(user.roles)  # read now: a savepoint rolled back since is not counted
+    after = _stored_roles(session, user)  # flushed, so read now: a savepoint rolled back is not counted
     if after == before:
         return None
     activity = f"Changed roles of {describe_user(user)} from {listed(before)} to {listed(after)}"

@@ -3,7 +3,7 @@
 The sign-in forms are read after validation for what Flask-Security does not announce: an
 unknown identity, a refused account, a wrong recovery code, the first factor of a sign-in
 that a second factor completes on the next request, and a wrong code confirming a
-two-factor set-up from the account's settings.
+two-factor or unified sign-in set-up from the account's settings.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import typing as t
 from flask import current_app
 from flask import Flask
 from flask import has_request_context
+from flask import request
 from flask import session
+from itsdangerous import BadData
 
 from ..flask_login import record_sign_in
 from ..names import describe_user
@@ -45,8 +47,10 @@ _SIGN_INS = {
 _FAILURES = {"password": "bad_password", "passcode": "bad_passcode", "passkey": "bad_passkey"}
 _REAUTHENTICATION = {"verify", "us_verify", "wan_verify_response"}
 _SIGN_IN_FORMS = ("login_form", "us_signin_form", "wan_signin_response_form", "mf_recovery_form")
-#: Read after validation too: the form that confirms a two-factor set-up with a code.
-_WATCHED_FORMS = (*_SIGN_IN_FORMS, "two_factor_verify_code_form")
+#: Read after validation too: the forms that confirm a two-factor or unified sign-in set-up.
+_WATCHED_FORMS = (*_SIGN_IN_FORMS, "two_factor_verify_code_form", "us_setup_validate_form")
+#: The views of unified sign-in: a failed sign-in there carries ``flow: "unified_signin"``.
+_UNIFIED = {"us_signin", "us_verify_link"}
 
 
 def on_authenticated(user: t.Any, authn_via: list[str] | None = None, **_: t.Any) -> None:
@@ -105,13 +109,17 @@ def on_failed_authn(user: t.Any, auth_type: str = "password", tfa: bool = False,
         _login_failed(user, None, reason, auth_type, reauthentication=view() in _REAUTHENTICATION)
 
 
-def _wrong_code(user: t.Any, method: str | None, *, setup: bool) -> None:
-    """``two_factor.failed``; ``setup`` when the code was to confirm a new set-up."""
+def _wrong_code(user: t.Any, method: str | None, *, setup: bool, unified: bool = False) -> None:
+    """``two_factor.failed``; ``setup`` when the code was to confirm a new set-up, ``unified``
+    when that set-up was of a unified sign-in method."""
     details: dict[str, t.Any] = {"method": method, "reason": "bad_code"}
     activity = f"Entered a wrong two-factor code ({factor(method)})"
     if setup:
         details["setup"] = True
-        activity = f"Entered a wrong two-factor set-up code ({factor(method)})"
+        what = "unified sign-in" if unified else "two-factor"
+        activity = f"Entered a wrong {what} set-up code ({factor(method)})"
+    if unified:
+        details["flow"] = "unified_signin"
     record("two_factor.failed", actor=user, activity=activity, details=details)
 
 
@@ -122,27 +130,26 @@ def _pending_tf_method(user: t.Any) -> str | None:
 
 
 def _login_failed(
-    user: t.Any, identity: tuple[str, str] | None, reason: str, method: str, reauthentication: bool = False
+    user: t.Any, typed: str | None, reason: str, method: str, reauthentication: bool = False
 ) -> None:
-    """``user.login_failed`` in the Flask-Login adapter's shape: the actor is the account tried.
+    """``user.login_failed``; as in the Flask-Login adapter, the actor is the account tried.
 
-    The account tried is under the sign-in form's identity field: ``email`` or ``username``
-    on the login form, ``identity`` on the unified sign-in form (known account or not).
+    The account tried is under ``identity`` on every path (login form, unified sign-in, its
+    email link, passkeys, re-authentication): what was typed for an unknown account, else
+    the account as ``AUDIT_ACTOR_EMAIL`` names it.
     """
-    unified = view() == "us_signin"
-    field = "identity" if unified else "email"
-    name, typed = identity if identity is not None else (field, describe_user(user))
+    identity = typed if typed is not None else describe_user(user)
     what = "re-authentication" if reauthentication else "sign-in"
-    details: dict[str, t.Any] = {"reason": reason, "method": method, name: typed}
+    details: dict[str, t.Any] = {"reason": reason, "method": method, "identity": identity}
     if reauthentication:
         details["reauthentication"] = True
-    if unified:
+    if view() in _UNIFIED:
         details["flow"] = "unified_signin"
     record(
         "user.login_failed",
         actor=user,
-        actor_email=typed if user is not None or "@" in typed else None,
-        activity=f"Failed {what} for {typed} ({reason.replace('_', ' ')})",
+        actor_email=identity if user is not None or "@" in identity else None,
+        activity=f"Failed {what} for {identity} ({reason.replace('_', ' ')})",
         details=details,
     )
 
@@ -198,10 +205,27 @@ def _after_validate(name: str, form: t.Any, ok: bool) -> None:
     elif name == "two_factor_verify_code_form" and not ok and getattr(form, "is_setup", False):
         if form.code.data and getattr(form, "user", None) is not None:  # no signal for a set-up code
             _wrong_code(form.user, getattr(form, "primary_method", None) or None, setup=True)
+    elif name == "us_setup_validate_form" and not ok and form.passcode.data:
+        if getattr(form, "user", None) is not None:  # no signal for a unified sign-in set-up code
+            _wrong_code(form.user, _us_setup_method(), setup=True, unified=True)
     elif name == "mf_recovery_form" and not ok and getattr(form, "user", None) and form.code.data:
         activity = "Entered a wrong two-factor code (recovery code)"
         details = {"method": "recovery_code", "reason": "bad_code"}
         record("two_factor.failed", actor=form.user, activity=activity, details=details)
+
+
+def _us_setup_method() -> str | None:
+    """The method being set up, from the view's signed state token (read, never stored)."""
+    token = (request.view_args or {}).get("token")
+    serializer = getattr(current_app.extensions.get("security"), "us_setup_serializer", None)
+    if not isinstance(token, str) or serializer is None:
+        return None
+    try:
+        state = serializer.loads(token)
+    except BadData:  # the view itself refuses such a token
+        return None
+    method = state.get("chosen_method") if isinstance(state, dict) else None
+    return method if isinstance(method, str) else None
 
 
 def _after_login_form(form: t.Any, ok: bool) -> None:
@@ -212,7 +236,7 @@ def _after_login_form(form: t.Any, ok: bool) -> None:
     if user is None:
         field = form.ifield  # set only once the identity was looked up
         if field is not None and isinstance(field.data, str) and field.data.strip():
-            _login_failed(None, (field.name, field.data.strip()), "unknown_user", "password")
+            _login_failed(None, field.data.strip(), "unknown_user", "password")
     elif not form.user_authenticated:
         if not state().get("failed"):  # the app's track_failed_authn() sent no signal
             _login_failed(user, None, "bad_password", "password")
@@ -229,7 +253,7 @@ def _after_us_signin_form(form: t.Any, ok: bool) -> None:
     user = getattr(form, "user", None)
     identity = form.identity.data
     if user is None and isinstance(identity, str) and identity.strip() and not form.passcode.errors:
-        _login_failed(None, ("identity", identity.strip()), "unknown_user", "passcode")
+        _login_failed(None, identity.strip(), "unknown_user", "passcode")
     elif user is not None and not state().get("failed"):  # else user_failed_authn recorded it
         _login_failed(user, None, _refusal(user, form), "passcode")
 
