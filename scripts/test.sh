@@ -8,12 +8,15 @@ cd "$(dirname "$0")/.."
 venv=${FLASK_AUDIT_VENV:-.venv}
 # Debian packages the tests need, installed when missing: xmlsec1 signs and checks SAML
 # messages, chromium runs the browser tests (driven by Playwright, never downloaded),
-# iproute2 makes the network namespaces of the multi-host load test.
-apt_packages=(xmlsec1 chromium iproute2)
+# iproute2 makes the network namespaces of the multi-host load test, LibreOffice (without
+# its desktop) opens exported CSV files as a spreadsheet user would, and npm fetches
+# axe-core, the accessibility checker the browser tests inject into each page.
+apt_packages=(xmlsec1 chromium iproute2 libreoffice-calc-nogui)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
@@ -23,6 +26,11 @@ fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[test,docs,postgres,mysql,saml,demo]"
+
+axe_dir=${FLASK_AUDIT_AXE_DIR:-.cache/axe}
+[ -f "$axe_dir/node_modules/axe-core/axe.min.js" ] ||
+  npm install --no-audit --no-fund --silent --prefix "$axe_dir" "axe-core@4"
+export FLASK_AUDIT_AXE="$PWD/$axe_dir/node_modules/axe-core/axe.min.js"
 
 echo "== ruff"
 "$venv/bin/ruff" check --no-fix flask_audit tests benchmarks demo_app

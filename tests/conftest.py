@@ -116,6 +116,24 @@ def db_url(
 
 MakeApp = c.Callable[..., Flask]
 
+#: axe-core, installed by scripts/test.sh; FLASK_AUDIT_AXE names another copy.
+AXE_DEFAULT = os.path.join(
+    os.path.dirname(__file__), "..", ".cache", "axe", "node_modules", "axe-core", "axe.min.js"
+)
+
+
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    """The source of axe-core, for browser tests to inject into a page.
+
+    Missing, it fails the test that needs it: an accessibility check never skips quietly.
+    """
+    path = os.environ.get("FLASK_AUDIT_AXE") or AXE_DEFAULT
+    if not os.path.exists(path):
+        pytest.fail(f"axe-core not found at {path}: run scripts/test.sh, or set FLASK_AUDIT_AXE")
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
 
 @pytest.fixture(autouse=True)
 def _own_seal_witness(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
