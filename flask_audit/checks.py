@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import weakref
 
@@ -18,8 +19,10 @@ from flask import current_app
 from flask import Flask
 
 from .config import AuditConfig
+from .exceptions import AuditError
 from .export import links
 from .export import mailers
+from .integrity import grants
 from .state import audit_state
 from .store.immutability import drop_statements
 from .store.immutability import installed_triggers
@@ -51,6 +54,8 @@ def run_checks(app: Flask) -> list[Check]:
         _admins(app, state.config),
         _proxies(state.config),
         _seal_key(state.config),
+        _witness(state.config),
+        _account(state.engine),
     ]
 
 
@@ -110,6 +115,44 @@ def _seal_key(config: AuditConfig) -> Check:
     if config.seal_key:
         return Check("seal key", OK, "set: flask audit seal and verify can run")
     return Check("seal key", WARN, "AUDIT_SEAL_KEY not set: the trail is insert-only but not sealed")
+
+
+def _witness(config: AuditConfig) -> Check:
+    if not config.seal_key:
+        return Check("witness", OK, "nothing to witness without a seal key")
+    if config.seal_witness is None:
+        return Check(
+            "witness",
+            WARN,
+            "AUDIT_SEAL_WITNESS is False: removing the newest seals shows only with verify --anchor",
+        )
+    path = os.path.abspath(config.seal_witness)
+    target = path if os.path.exists(path) else os.path.dirname(path)
+    while not os.path.exists(target):  # the witness makes missing folders itself
+        target = os.path.dirname(target)
+    writable = os.access(target, os.W_OK) and (target == path or os.path.isdir(target))
+    if not writable or os.path.isdir(path):
+        fix = "point AUDIT_SEAL_WITNESS at a file the app's user may write"
+        return Check("witness", FAIL, f"{config.seal_witness} cannot be written: {fix}")
+    return Check("witness", OK, f"seal heads are also written to {path}")
+
+
+def _account(engine: sa.Engine) -> Check:
+    """Whether the app's own database account could rewrite the trail (it should not)."""
+    if engine.dialect.name == "sqlite":
+        return Check("account", OK, "SQLite: keep the database file writable by the app's user alone")
+    try:
+        with engine.connect() as conn:
+            problems = grants.privilege_problems(conn)
+    except (AuditError, sa.exc.SQLAlchemyError) as err:
+        return Check("account", WARN, f"its privileges could not be read ({err})")
+    if problems:
+        return Check(
+            "account",
+            WARN,
+            f"{problems[0]} Run the app as a runtime role: flask audit grants ROLE --apply, as the owner",
+        )
+    return Check("account", OK, "the app's account cannot alter, delete or truncate the trail")
 
 
 _logged: weakref.WeakSet[Flask] = weakref.WeakSet()

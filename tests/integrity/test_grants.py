@@ -195,6 +195,19 @@ def test_the_runtime_role_records_reads_seals_verifies_and_exports(trail: Trail,
 
 
 @servers
+def test_check_finds_the_runtime_role_safe_and_the_owner_not(trail: Trail) -> None:
+    def account_line(app: t.Any) -> str:
+        output = app.test_cli_runner().invoke(args=["audit", "check"]).output
+        [line] = [line for line in output.splitlines() if " account: " in line]
+        return line
+
+    assert account_line(trail.runtime) == (
+        "ok    account: the app's account cannot alter, delete or truncate the trail"
+    )
+    assert account_line(trail.owner).startswith("warn  account: ")
+
+
+@servers
 def test_the_runtime_role_signs_in_users(trail: Trail) -> None:
     user_id = add_user(trail.owner, "ann@example.com")
     client = trail.runtime.test_client()
