@@ -199,7 +199,7 @@ def test_check_finds_the_runtime_role_safe_and_the_owner_not(trail: Trail) -> No
     def account_line(app: t.Any) -> str:
         output = app.test_cli_runner().invoke(args=["audit", "check"]).output
         [line] = [line for line in output.splitlines() if " account: " in line]
-        return line
+        return str(line)
 
     assert account_line(trail.runtime) == (
         "ok    account: the app's account cannot alter, delete or truncate the trail"

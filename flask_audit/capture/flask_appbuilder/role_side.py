@@ -16,23 +16,16 @@ import sqlalchemy.orm as sa_orm
 from flask import current_app
 from flask import has_app_context
 
+from ..roles import stored_roles
+from ..roles import watch_roles
 from .rows import CONNECTED
 
 _BEFORE = "_flask_audit_fab_roles"  # session.info: {id(user): (user, role names before)}
 
 
-def names(roles: t.Iterable[t.Any]) -> list[str]:
-    return sorted({str(getattr(role, "name", role)) for role in roles})
-
-
 def watch(model: type) -> None:
     """Hear every change to ``model.roles``, loaded or not."""
-    attribute = getattr(model, "roles", None)
-    if not isinstance(getattr(attribute, "property", None), sa_orm.RelationshipProperty):
-        return
-    for name in ("append", "remove"):
-        if not sa.event.contains(attribute, name, _unloaded_change):
-            sa.event.listen(attribute, name, _unloaded_change)
+    watch_roles(model, _unloaded_change)
 
 
 def _unloaded_change(user: t.Any, role: t.Any, initiator: t.Any) -> None:
@@ -45,15 +38,7 @@ def _unloaded_change(user: t.Any, role: t.Any, initiator: t.Any) -> None:
     pending: dict[int, tuple[t.Any, list[str]]] = session.info.setdefault(_BEFORE, {})
     if id(user) in pending:
         return
-    pending[id(user)] = (user, _stored_roles(session, user))
-
-
-def _stored_roles(session: sa_orm.Session, user: t.Any) -> list[str]:
-    """The user's roles in the database, read without loading (or changing) ``user.roles``."""
-    relationship = type(user).roles
-    query = sa.select(relationship.property.mapper.class_).where(sa_orm.with_parent(user, relationship))
-    with session.no_autoflush:
-        return names(session.scalars(query))
+    pending[id(user)] = (user, stored_roles(session, user))
 
 
 def flushed(session: sa_orm.Session) -> dict[int, tuple[t.Any, list[str], list[str]]]:
@@ -63,7 +48,7 @@ def flushed(session: sa_orm.Session) -> dict[int, tuple[t.Any, list[str], list[s
         state = sa.inspect(user)
         if state.deleted or state.was_deleted or state.detached:
             continue
-        after = _stored_roles(session, user)  # the flush has written the change
+        after = stored_roles(session, user)  # the flush has written the change
         if after != before:
             changed[key] = (user, before, after)
     return changed

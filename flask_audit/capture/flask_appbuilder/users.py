@@ -29,6 +29,7 @@ from ...store import recorder
 from ...store.context import current_user_or_none
 from ...store.context import stable_id
 from ..names import describe_user
+from ..roles import names as role_names
 from . import role_side
 from . import roles
 from . import sign_in
@@ -45,8 +46,8 @@ def _collection(user: t.Any, name: str) -> tuple[list[str], list[str]] | None:
     if not history.has_changes():
         return None
     kept = list(history.unchanged or ())
-    before = role_side.names([*kept, *(history.deleted or ())])
-    after = role_side.names([*kept, *(history.added or ())])
+    before = role_names([*kept, *(history.deleted or ())])
+    after = role_names([*kept, *(history.added or ())])
     return None if before == after else (before, after)
 
 
@@ -80,7 +81,7 @@ def _target(user: t.Any) -> tuple[str, t.Any]:
 
 def _created(rows: Rows, user: t.Any, sm: t.Any) -> None:
     values = {name: getattr(user, name, None) for name in FIELDS}
-    names = role_side.names(getattr(user, "roles", None) or ())
+    names = role_names(getattr(user, "roles", None) or ())
     details: dict[str, t.Any] = {"values": values, "roles": names}
     method = sign_in.signing_up(sm)
     if method is None:
@@ -93,7 +94,7 @@ def _created(rows: Rows, user: t.Any, sm: t.Any) -> None:
 
 def _deleted(rows: Rows, user: t.Any) -> None:
     values = {name: getattr(user, name, None) for name in ("username", "email")}
-    details = {"values": values, "roles": role_side.names(getattr(user, "roles", None) or ())}
+    details = {"values": values, "roles": role_names(getattr(user, "roles", None) or ())}
     rows.add("user.deleted", _target(user), f"Deleted user {_label(user)}", details)
 
 

@@ -32,6 +32,9 @@ from ...store import recorder
 from ...store.rows import UnresolvedContext
 from ..names import describe_user
 from ..names import nice
+from ..roles import names
+from ..roles import stored_roles
+from ..roles import watch_roles
 from .helpers import CONNECTED
 from .helpers import context_of
 from .helpers import user_model
@@ -46,10 +49,6 @@ def history(user: t.Any, attribute: str) -> sa_orm.attributes.History:
     if attribute not in attrs.keys():
         return sa_orm.attributes.History((), (), ())
     return t.cast(sa_orm.attributes.History, attrs[attribute].history)
-
-
-def names(roles: t.Iterable[t.Any]) -> list[str]:
-    return sorted({str(getattr(role, "name", role)) for role in roles})
 
 
 def listed(role_names: list[str]) -> str:
@@ -68,13 +67,8 @@ def note(session: sa_orm.Session, app: Flask, user: t.Any) -> None:
 
 
 def watch(model: type) -> None:
-    """Hear every change to ``model.roles``, loaded or not (see the module's docstring)."""
-    attribute = getattr(model, "roles", None)
-    if not isinstance(getattr(attribute, "property", None), sa_orm.RelationshipProperty):
-        return
-    for name in ("append", "remove"):
-        if not sa.event.contains(attribute, name, _unloaded_change):
-            sa.event.listen(attribute, name, _unloaded_change)
+    """Hear every change to ``model.roles``, loaded or not."""
+    watch_roles(model, _unloaded_change)
 
 
 def _unloaded_change(user: t.Any, role: t.Any, initiator: t.Any) -> None:
@@ -86,16 +80,8 @@ def _unloaded_change(user: t.Any, role: t.Any, initiator: t.Any) -> None:
     pending: dict[int, tuple[t.Any, list[str]]] = session.info.setdefault(_BEFORE, {})
     if id(user) in pending:
         return
-    pending[id(user)] = (user, _stored_roles(session, user))
+    pending[id(user)] = (user, stored_roles(session, user))
     session.info[_APP] = current_app._get_current_object()  # type: ignore[attr-defined]
-
-
-def _stored_roles(session: sa_orm.Session, user: t.Any) -> list[str]:
-    """The user's roles in the database, read without loading (or changing) ``user.roles``."""
-    relationship = type(user).roles
-    query = sa.select(relationship.property.mapper.class_).where(sa_orm.with_parent(user, relationship))
-    with session.no_autoflush:
-        return names(session.scalars(query))
 
 
 def before_commit(session: sa_orm.Session) -> None:
@@ -144,7 +130,7 @@ def _row(config: t.Any, session: sa_orm.Session, user: t.Any, before: list[str])
     state = sa.inspect(user)
     if state.deleted or state.was_deleted or state.detached:
         return None
-    after = _stored_roles(session, user)  # flushed, so read now: a savepoint rolled back is not counted
+    after = stored_roles(session, user)  # flushed, so read now: a savepoint rolled back is not counted
     if after == before:
         return None
     activity = f"Changed roles of {describe_user(user)} from {listed(before)} to {listed(after)}"

@@ -26,6 +26,7 @@ from ...state import audit_state
 from ...store import recorder
 from ...store.rows import UnresolvedContext
 from ..names import describe_user
+from ..roles import names as role_names
 from . import role_changes
 from .helpers import CONNECTED
 from .helpers import current_user
@@ -92,7 +93,7 @@ def _created(config: t.Any, user: t.Any, signed_up: bool) -> dict[str, t.Any]:
         sign_up: dict[str, t.Any] = {"method": "registration"}
         actor = current_user() or user
         return user_row(config, "user.created", user, f"Signed up as {who}", sign_up, actor=actor)
-    roles = role_changes.names(role_changes.history(user, "roles").added)
+    roles = role_names(role_changes.history(user, "roles").added)
     details: dict[str, t.Any] = {}
     activity = f"Created user {who}"
     if roles:
