@@ -27,6 +27,7 @@ from .state import audit_state
 from .state import AuditState
 from .state import current_audit
 from .store import folding
+from .store import partitions
 from .store import spool
 from .store.immutability import create_triggers
 
@@ -89,6 +90,28 @@ class _Progress:
 
 def _fail(err: Exception) -> click.ClickException:
     return click.ClickException(str(err))
+
+
+@audit_cli.command("partitions")
+@click.option(
+    "--ahead",
+    type=click.IntRange(min=0),
+    default=partitions.DEFAULT_AHEAD,
+    show_default=True,
+    help="Months to make after this one.",
+)
+def partitions_command(ahead: int) -> None:
+    """Make the months ahead of a partitioned trail (AUDIT_PG_PARTITIONS, PostgreSQL)."""
+    state = _state()
+    try:
+        with state.engine.begin() as conn:
+            made = partitions.ensure(conn, ahead=ahead)
+            present = partitions.partitions(conn)
+    except AuditError as err:
+        raise _fail(err) from err
+    months = [each for each in present if each.start is not None]
+    span = f"{months[0].start:%Y-%m} to {months[-1].start:%Y-%m}" if months else "none"
+    click.echo(f"Made {len(made)} partition(s){': ' + ', '.join(made) if made else ''}; months held: {span}.")
 
 
 @audit_cli.command("prune")

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, t.Any] = {
     # An event stored more than this many seconds after its occurred_at is marked late, and
     # verify flags an unmarked one dated this much before a seal that preceded it.
     "AUDIT_LATE_AFTER_SECONDS": 300,
+    # PostgreSQL only: create_all makes audit_event a table partitioned by month
+    # (see flask_audit.store.partitions); None keeps one plain table.
+    "AUDIT_PG_PARTITIONS": None,
     # Export jobs (see flask_audit.export.jobs): run in the web process right after the response
     # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
     # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.
@@ -115,6 +118,7 @@ class AuditConfig:
     seal_interval_seconds: float | None = None
     seal_witness: str | None = None
     late_after_seconds: int = 300
+    pg_partitions: str | None = None
     export_mode: str = "inline"
     export_max_attempts: int = 5
     export_retry_delay: float = 60.0
@@ -200,11 +204,20 @@ def load_config(app: Flask) -> AuditConfig:
         **_auto_seal(cfg),
         seal_witness=_seal_witness(cfg["AUDIT_SEAL_WITNESS"], app.instance_path),
         late_after_seconds=_int(cfg, "AUDIT_LATE_AFTER_SECONDS", 1),
+        pg_partitions=_pg_partitions(cfg["AUDIT_PG_PARTITIONS"]),
         **_writer_settings(cfg),
         **_fold_settings(cfg),
         **_export_settings(cfg),
         **_delivery_settings(cfg, app.instance_path),
     )
+
+
+def _pg_partitions(value: t.Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if value != "monthly":
+        raise AuditConfigError(f"AUDIT_PG_PARTITIONS must be None or 'monthly', not {value!r}.")
+    return "monthly"
 
 
 def _seal_witness(value: t.Any, instance_path: str) -> str | None:

@@ -19,6 +19,7 @@ from .exceptions import AuditConfigError
 from .exceptions import AuditWriteError
 from .state import AuditState
 from .store import context
+from .store import partitions
 from .store import recorder
 from .store import rows
 from .store.immutability import attach_trigger_ddl
@@ -46,6 +47,10 @@ def _register_tables(metadata: sa.MetaData) -> None:
         if name != TABLE_NAME:
             continue
         for each in (table, source):
+            # The months first: the "audit.enabled" row needs one to land in.
+            if not sa.event.contains(each, "after_create", partitions.make_after_create):
+                sa.event.listen(each, "after_create", partitions.make_after_create, insert=True)
+                sa.event.listen(each, "before_create", partitions.refuse_other_dialects)
             attach_trigger_ddl(each)
             if not sa.event.contains(each, "after_create", _mark_enabled):
                 sa.event.listen(each, "after_create", _mark_enabled)

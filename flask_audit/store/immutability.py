@@ -34,14 +34,20 @@ def _sqlite(days: int) -> list[str]:
     ]
 
 
+#: Also given to each partition of a partitioned trail (see flask_audit.store.partitions).
+PG_REFUSE_TRUNCATE = (
+    "CREATE OR REPLACE FUNCTION audit_event_refuse_truncate() RETURNS trigger "
+    f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{TRUNCATE_REFUSED}' "
+    "USING ERRCODE = 'integrity_constraint_violation'; END $$"
+)
+
+
 def _postgresql(days: int) -> list[str]:
     return [
         "CREATE OR REPLACE FUNCTION audit_event_refuse_update() RETURNS trigger "
         f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{UPDATE_REFUSED}' "
         "USING ERRCODE = 'integrity_constraint_violation'; END $$",
-        "CREATE OR REPLACE FUNCTION audit_event_refuse_truncate() RETURNS trigger "
-        f"LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION '{TRUNCATE_REFUSED}' "
-        "USING ERRCODE = 'integrity_constraint_violation'; END $$",
+        PG_REFUSE_TRUNCATE,
         # The window is an argument of the trigger, so changing it only replaces the trigger.
         "CREATE OR REPLACE FUNCTION audit_event_refuse_young_delete() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN "
