@@ -13,9 +13,10 @@ import zoneinfo
 from markupsafe import escape
 from markupsafe import Markup
 
-#: What the table shows; the page loads no more (no details, no user agent).
+#: What the table shows; the page loads no more (no details, no user agent: the event's own
+#: page shows those). The id links each row to that page.
 PAGE_COLUMNS: tuple[str, ...] = ("id", "occurred_at", "team", "entity", "event_type", "activity")
-PAGE_COLUMNS += ("action", "outcome", "actor_email", "ip", "late")
+PAGE_COLUMNS += ("action", "outcome", "actor_email", "ip", "late", "target_type", "target_id")
 #: Zones offered in the time zone field; any IANA name may be typed.
 COMMON_ZONES = (
     "UTC",
@@ -52,11 +53,15 @@ class EventView:
         self.row = row
         for name in PAGE_COLUMNS:
             setattr(self, name, getattr(row, name))
-        when: dt.datetime = row.occurred_at
-        text = when.isoformat(sep=" ", timespec="milliseconds")[:23]
-        self.iso = f"{text[:10]}T{text[11:]}Z"
-        self.utc = f"{text[:19]} UTC"
-        self.local = when.astimezone(tz).isoformat(sep=" ", timespec="seconds")[:19]
+        self.iso, self.local, self.utc = event_times(row.occurred_at, tz)
+
+
+def event_times(when: dt.datetime, tz: zoneinfo.ZoneInfo) -> tuple[str, str, str]:
+    """``when`` as ISO 8601 UTC with milliseconds and ``Z`` (for ``<time datetime>``), in the
+    display zone to the second, and in UTC to the second with " UTC"."""
+    text = when.isoformat(sep=" ", timespec="milliseconds")[:23]
+    local = when.astimezone(tz).isoformat(sep=" ", timespec="seconds")[:19]
+    return f"{text[:10]}T{text[11:]}Z", local, f"{text[:19]} UTC"
 
 
 class Bar(t.NamedTuple):

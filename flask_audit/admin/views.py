@@ -69,6 +69,7 @@ def register(app: Flask, config: AuditConfig) -> None:
     # Routes can only be added before the blueprint's first mount: the API's and the export's.
     from ..export.views import add_export_routes
     from . import api  # noqa: F401
+    from . import detail  # noqa: F401
 
     add_export_routes(blueprint)
     app.register_blueprint(blueprint, url_prefix=config.url_prefix)
