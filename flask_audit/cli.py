@@ -30,6 +30,7 @@ from .store import folding
 from .store import partitions
 from .store import spool
 from .store.immutability import create_triggers
+from .stream.cli import stream_cli
 
 if t.TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -325,3 +326,4 @@ def check_command() -> None:
 
 
 audit_cli.add_command(grants_command)
+audit_cli.add_command(stream_cli)

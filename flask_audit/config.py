@@ -58,6 +58,10 @@ DEFAULTS: dict[str, t.Any] = {
     # PostgreSQL only: create_all makes audit_event a table partitioned by month
     # (see flask_audit.store.partitions); None keeps one plain table.
     "AUDIT_PG_PARTITIONS": None,
+    # Audit log streaming (see flask_audit.stream): destinations, and after how many seconds
+    # of failing a destination becomes an audit.stream_failing event.
+    "AUDIT_STREAMS": {},
+    "AUDIT_STREAM_ALERT_AFTER": 300,
     # Export jobs (see flask_audit.export.jobs): run in the web process right after the response
     # ("inline") or only in ``flask audit exports run`` ("worker"); a failed mail is retried
     # after AUDIT_EXPORT_RETRY_DELAY seconds, doubled each time, up to the attempt limit.

@@ -52,6 +52,11 @@ EVENT_TYPES: dict[str, EventKind] = {
     "role.updated": EventKind("Role", "update", SUCCESS, "Changed a role"),
     "audit.enabled": EventKind("Audit log", "create", SUCCESS, "Enabled the audit log"),
     "audit.exported": EventKind("Audit log", "export", SUCCESS, "Exported the audit log"),
+    "audit.stream_failing": EventKind("Audit log", "update", FAILURE, "An audit log stream is failing"),
+    "audit.stream_recovered": EventKind("Audit log", "update", SUCCESS, "An audit log stream recovered"),
+    "audit.stream_paused": EventKind("Audit log", "update", SUCCESS, "Paused an audit log stream"),
+    "audit.stream_resumed": EventKind("Audit log", "update", SUCCESS, "Resumed an audit log stream"),
+    "audit.stream_rewound": EventKind("Audit log", "update", SUCCESS, "Rewound an audit log stream"),
     "audit.pruned": EventKind("Audit log", "delete", SUCCESS, "Pruned the audit log"),
 }
 

@@ -9,9 +9,10 @@ venv=${FLASK_AUDIT_VENV:-.venv}
 # Debian packages the tests need, installed when missing: xmlsec1 signs and checks SAML
 # messages, chromium runs the browser tests (driven by Playwright, never downloaded),
 # iproute2 makes the network namespaces of the multi-host load test, LibreOffice (without
-# its desktop) opens exported CSV files as a spreadsheet user would, and npm fetches
-# axe-core, the accessibility checker the browser tests inject into each page.
-apt_packages=(xmlsec1 chromium iproute2 libreoffice-calc-nogui)
+# its desktop) opens exported CSV files as a spreadsheet user would, NATS and RabbitMQ
+# receive the streaming tests' events (.ci/run starts them), and npm fetches axe-core,
+# the accessibility checker the browser tests inject into each page.
+apt_packages=(xmlsec1 chromium iproute2 libreoffice-calc-nogui nats-server rabbitmq-server)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

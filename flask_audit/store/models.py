@@ -261,3 +261,37 @@ class LoginFold(AuditBase):
 
 
 login_fold_table: sa.Table = t.cast(sa.Table, LoginFold.__table__)
+
+
+STREAM_TABLE_NAME = "audit_stream"
+
+
+class StreamState(AuditBase):
+    """Where one ``AUDIT_STREAMS`` destination stands (see :mod:`flask_audit.stream`).
+
+    The event table is the outbox; this row is the destination's durable cursor (every id
+    up to ``cursor`` was delivered, or filtered out) and its lease: one worker at a time
+    holds ``lease_holder`` until ``lease_until`` and moves the cursor only while it does.
+    Updated in place, unlike the events.
+    """
+
+    __tablename__ = STREAM_TABLE_NAME
+
+    name: sa_orm.Mapped[str] = sa_orm.mapped_column(text(64), primary_key=True)
+    cursor: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger(), default=0)
+    lease_holder: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(64))
+    lease_until: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    paused: sa_orm.Mapped[bool] = sa_orm.mapped_column(default=False)
+    last_error: sa_orm.Mapped[str | None] = sa_orm.mapped_column(sa.String(1000))
+    failing_since: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    failures: sa_orm.Mapped[int] = sa_orm.mapped_column(default=0)
+    alerted: sa_orm.Mapped[bool] = sa_orm.mapped_column(default=False)
+    delivered: sa_orm.Mapped[int] = sa_orm.mapped_column(sa.BigInteger(), default=0)
+    delivered_at: sa_orm.Mapped[dt.datetime | None] = sa_orm.mapped_column(UTCDateTime())
+    updated_at: sa_orm.Mapped[dt.datetime] = sa_orm.mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<StreamState {self.name!r} at {self.cursor}>"
+
+
+stream_table: sa.Table = t.cast(sa.Table, StreamState.__table__)

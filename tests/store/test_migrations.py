@@ -30,7 +30,7 @@ from flask_audit.store.rows import enabled_row
 from ..conftest import db
 from ..conftest import MakeApp
 
-REVISION = "fa0006_event_late"
+REVISION = "fa0007_create_audit_stream"
 COMPARE = {"compare_type": True, "compare_server_default": True}
 PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
 ENV_PY = """
