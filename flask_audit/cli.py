@@ -9,9 +9,13 @@ import typing as t
 
 import click
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import AppGroup
 
 from .cli_grants import grants_command
+from .compliance import marks
+from .compliance import settings as compliance_settings
+from .compliance.cli import status_command
 from .exceptions import AuditError
 from .export import csv_export
 from .export import jobs
@@ -237,6 +241,9 @@ def verify_command(anchor: str | None, witness_path: str | None, no_witness: boo
         )
     except (AuditError, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
+    health = compliance_settings.load(current_app._get_current_object()).health_file  # type: ignore[attr-defined]
+    passed = f"{report.events} sealed event(s) verified"
+    marks.note_verify(health, report.problem is None, report.problem.message if report.problem else passed)
     if report.problem is not None:
         raise click.ClickException(f"Verification failed: {report.problem.message}")
     witness = _witness_summary(path, entries, report, no_witness)
@@ -327,3 +334,4 @@ def check_command() -> None:
 
 audit_cli.add_command(grants_command)
 audit_cli.add_command(stream_cli)
+audit_cli.add_command(status_command)

@@ -60,6 +60,15 @@ DEFAULTS: dict[str, t.Any] = {
     "AUDIT_PG_PARTITIONS": None,
     # Audit log streaming (see flask_audit.stream): destinations, and after how many seconds
     # of failing a destination becomes an audit.stream_failing event.
+    # Compliance (see flask_audit.compliance): alert rules (None: the default rules), who receives
+    # alerts (None: Flask-Security-Too's AUDIT_ADMIN_ROLE users), longer windows per tenant, the
+    # file `flask audit status` reads write failures and verify results from (None:
+    # <instance>/audit-health.json), and how recent a failure must be to count (seconds).
+    "AUDIT_ALERTS": None,
+    "AUDIT_ALERT_RECIPIENTS": None,
+    "AUDIT_TENANT_RETENTION_DAYS": None,
+    "AUDIT_HEALTH_FILE": None,
+    "AUDIT_STATUS_WINDOW": 24 * 3600,
     "AUDIT_STREAMS": {},
     "AUDIT_STREAM_ALERT_AFTER": 300,
     # Export jobs (see flask_audit.export.jobs): run in the web process right after the response

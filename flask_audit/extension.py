@@ -122,6 +122,7 @@ class Audit:
         from .admin import views
         from .checks import log_once as log_start_up_checks
         from .cli import audit_cli
+        from .compliance import connect as connect_compliance
         from .integrity.autoseal import connect_auto_seal
 
         app.cli.add_command(audit_cli)
@@ -129,6 +130,7 @@ class Audit:
         views.register(app, config)
         capture.connect(app, self)
         connect_auto_seal(app, config)
+        connect_compliance(app)
 
     def _state(self, app: Flask | None = None) -> AuditState:
         app = app or current_app._get_current_object()  # type: ignore[attr-defined]

@@ -145,6 +145,13 @@ def _own_seal_witness(tmp_path: t.Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(DEFAULTS, "AUDIT_SEAL_WITNESS", str(tmp_path / "audit-seal-witness.jsonl"))
 
 
+@pytest.fixture(autouse=True)
+def _no_alerts_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alert rules add ``audit.alert_sent`` rows a moment after the critical events they see;
+    tests that count rows would count those too. tests/compliance asks for the rules."""
+    monkeypatch.setitem(DEFAULTS, "AUDIT_ALERTS", [])
+
+
 @pytest.fixture
 def make_app(db_url: str, tmp_path: t.Any) -> c.Iterator[MakeApp]:
     """Build apps with their tables created; every table is dropped after the test."""

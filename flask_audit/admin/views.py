@@ -70,6 +70,7 @@ def register(app: Flask, config: AuditConfig) -> None:
     from ..export.views import add_export_routes
     from . import api  # noqa: F401
     from . import detail  # noqa: F401
+    from . import review  # noqa: F401
 
     add_export_routes(blueprint)
     app.register_blueprint(blueprint, url_prefix=config.url_prefix)

@@ -21,6 +21,10 @@ Rules, in the order :func:`prune` applies them:
   found by asking the database, not by a setting. That routine deletes on a sealed trail
   only up to the newest prune link's ``last_id``, so such a run removes only the id prefix;
   old events above it wait for the younger ones before them (``held_back``).
+- Tenants may keep their events longer (``AUDIT_TENANT_RETENTION_DAYS``, see
+  :mod:`flask_audit.compliance.settings`): an event of such a tenant inside its own window
+  counts as inside the window, here as everywhere above (the prefix stops before it, and
+  the prune routine, which knows no tenants, only deletes the prefix).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from .witness import configured_witness
 from .witness import SealWitness
 
 if t.TYPE_CHECKING:
+    from ..compliance.settings import TenantDays
     from ..state import Recorder
 
 DEFAULT_BATCH_SIZE = 2000
@@ -70,6 +75,8 @@ class PruneResult:
     held_back: int
     sealed: bool  #: prune links recorded the removal in the seal chain
     archive: str | None  #: the archive written, if any
+    #: the tenants whose longer windows kept some of the old events, with their days
+    tenant_days: c.Mapping[str | None, int] = dataclasses.field(default_factory=dict)
 
 
 def cutoff_for(days: int, now: dt.datetime | None = None) -> dt.datetime:
@@ -92,9 +99,60 @@ def check_days(days: int, retention_days: int) -> int:
     return days
 
 
-def _window(cutoff: dt.datetime, upper: int, after: int | None = None) -> sa.ColumnElement[bool]:
-    condition = sa.and_(_EVENTS.c.occurred_at < cutoff, _EVENTS.c.id <= upper)
+#: What a longer tenant window keeps of the events older than the cutoff (``None``: nothing).
+Keep = sa.ColumnElement[bool] | None
+
+
+def _old(cutoff: dt.datetime, keep: Keep = None) -> sa.ColumnElement[bool]:
+    """Old enough to go: older than the cutoff and outside every longer tenant window."""
+    older = _EVENTS.c.occurred_at < cutoff
+    return older if keep is None else sa.and_(older, sa.not_(keep))
+
+
+def _window(
+    cutoff: dt.datetime, upper: int, after: int | None = None, keep: Keep = None
+) -> sa.ColumnElement[bool]:
+    condition = sa.and_(_old(cutoff, keep), _EVENTS.c.id <= upper)
     return condition if after is None else sa.and_(condition, _EVENTS.c.id > after)
+
+
+def tenant_windows(
+    engine: sa.Engine, cutoff: dt.datetime, days: int, tenant_days: TenantDays | None
+) -> dict[str | None, int]:
+    """The tenants with events older than the cutoff that keep them longer than ``days``."""
+    if tenant_days is None:
+        return {}
+    with engine.connect() as conn:
+        tenants = list(
+            conn.scalars(sa.select(_EVENTS.c.tenant_id).where(_EVENTS.c.occurred_at < cutoff).distinct())
+        )
+    longer = {}
+    for tenant in tenants:
+        own = tenant_days(tenant)
+        if own is not None and (isinstance(own, bool) or not isinstance(own, int) or own < 1):
+            raise ValueError(
+                f"AUDIT_TENANT_RETENTION_DAYS gives tenant {tenant!r} {own!r}: not a number of days."
+            )
+        if own is not None and own > days:
+            longer[tenant] = own
+    return longer
+
+
+def _keep(longer: c.Mapping[str | None, int], now: dt.datetime | None) -> Keep:
+    """Never NULL, so that ``NOT keep`` leaves events without a tenant to the plain cutoff."""
+    by_days: dict[int, list[str | None]] = {}
+    for tenant, own in longer.items():
+        by_days.setdefault(own, []).append(tenant)
+    terms = []
+    for own, tenants in sorted(by_days.items()):
+        named = sorted(tenant for tenant in tenants if tenant is not None)
+        who = []
+        if named:
+            who.append(sa.and_(_EVENTS.c.tenant_id.is_not(None), _EVENTS.c.tenant_id.in_(named)))
+        if None in tenants:
+            who.append(_EVENTS.c.tenant_id.is_(None))
+        terms.append(sa.and_(sa.or_(*who), _EVENTS.c.occurred_at >= cutoff_for(own, now)))
+    return sa.or_(*terms) if terms else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,32 +165,46 @@ class _Plan:
 
 
 def _plan(
-    engine: sa.Engine, cutoff: dt.datetime, chained: bool, assume_sealed: bool, prefix_only: bool = False
+    engine: sa.Engine,
+    cutoff: dt.datetime,
+    chained: bool,
+    assume_sealed: bool,
+    prefix_only: bool = False,
+    keep: Keep = None,
 ) -> _Plan:
     """What to remove. ``assume_sealed``: plan as if everything committed were sealed;
-    ``prefix_only``: on a sealed trail, no id above the prefix (what the prune routine allows)."""
+    ``prefix_only``: on a sealed trail, or with tenants kept longer, no id above the prefix
+    (what the prune routine, which knows no tenants, may be trusted with)."""
     with engine.connect() as conn:
         top = int(conn.scalar(sa.select(sa.func.max(_EVENTS.c.id))) or 0)
         upper = prefix = top - 1
         if chained:
             upper = min(upper, top if assume_sealed else sealing.last_sealed_id(conn) or 0)
-            young = conn.scalar(sa.select(sa.func.min(_EVENTS.c.id)).where(_EVENTS.c.occurred_at >= cutoff))
+        if chained or (prefix_only and keep is not None):
+            staying = sa.not_(_old(cutoff, keep))
+            young = conn.scalar(sa.select(sa.func.min(_EVENTS.c.id)).where(staying))
             prefix = upper if young is None else min(upper, int(young) - 1)
             upper = prefix if prefix_only else upper
         total, first = conn.execute(
-            sa.select(sa.func.count(), sa.func.min(_EVENTS.c.id)).where(_window(cutoff, upper))
+            sa.select(sa.func.count(), sa.func.min(_EVENTS.c.id)).where(_window(cutoff, upper, keep=keep))
         ).one()
-        older = sa.select(sa.func.count()).where(_EVENTS.c.occurred_at < cutoff, _EVENTS.c.id > upper)
+        older = sa.select(sa.func.count()).where(_old(cutoff, keep), _EVENTS.c.id > upper)
         held = conn.scalar(older) or 0
     return _Plan(upper, prefix, int(total), None if first is None else int(first), int(held))
 
 
 def _record_removal(
-    engine: sa.Engine, key: bytes, cutoff: dt.datetime, plan: _Plan, witness: SealWitness | None
+    engine: sa.Engine,
+    key: bytes,
+    cutoff: dt.datetime,
+    plan: _Plan,
+    witness: SealWitness | None,
+    keep: Keep = None,
 ) -> None:
     """Append the prune links: the prefix, and the ids above it that go too."""
     with engine.connect() as conn:
-        query = sa.select(_EVENTS.c.id).where(_window(cutoff, plan.upper, plan.prefix)).order_by(_EVENTS.c.id)
+        above_prefix = _window(cutoff, plan.upper, plan.prefix, keep)
+        query = sa.select(_EVENTS.c.id).where(above_prefix).order_by(_EVENTS.c.id)
         above = [int(event_id) for event_id in conn.scalars(query)]
     sealing.append_prune(
         engine,
@@ -213,12 +285,13 @@ def _delete(
     total: int,
     progress: Progress | None,
     direct: bool = True,
+    keep: Keep = None,
 ) -> int:
     """Delete in id ranges of ``batch`` rows, each in its own short transaction; ``direct``
     with a DELETE of its own, else through the owner's prune routine."""
     done, last = 0, None
     while True:
-        window = _window(cutoff, upper, last)
+        window = _window(cutoff, upper, last, keep)
         with engine.begin() as conn:
             edge = sa.select(_EVENTS.c.id).where(window).order_by(_EVENTS.c.id).offset(batch - 1).limit(1)
             high = conn.scalar(edge)
@@ -245,12 +318,16 @@ def prune(
     now: dt.datetime | None = None,
     progress: Progress | None = None,
     audit: Recorder | None = None,
+    tenant_days: TenantDays | None = None,
 ) -> PruneResult:
     """Delete the events older than ``days`` (default ``AUDIT_RETENTION_DAYS``); see the module.
 
     :param archive: write the events to this gzip JSON-lines file and check it first.
     :param audit: record ``audit.pruned`` through it (needs an app context); the CLI
         passes the app's instance, so the system actor is recorded.
+    :param tenant_days: ``callable(tenant_id) -> days or None``: a tenant's longer window
+        (one shorter than ``days`` changes nothing); by default the current app's
+        ``AUDIT_TENANT_RETENTION_DAYS``. Their events inside it stay.
     :raises ValueError: ``days`` inside the window, a bad batch size, ``archive`` with
         ``dry_run``.
     :raises AuditConfigError: the trail is sealed but ``AUDIT_SEAL_KEY`` is not set.
@@ -265,6 +342,12 @@ def prune(
     if archive is not None and os.path.exists(archive):
         raise AuditError(f"The archive {archive} already exists: prune never overwrites an archive.")
     cutoff = cutoff_for(days, now)
+    if tenant_days is None:
+        from ..compliance.settings import current_tenant_days
+
+        tenant_days = current_tenant_days()
+    longer = tenant_windows(engine, cutoff, days, tenant_days)
+    keep = _keep(longer, now)
     with engine.connect() as conn:
         sealed_before = sealing.last_sealed_id(conn) is not None
     if sealed_before and not config.seal_key and not dry_run:
@@ -278,22 +361,21 @@ def prune(
         grants.check_prune_routine(engine, cutoff)
     if chained and config.seal_key is not None and not dry_run:
         sealing.seal(engine, config.seal_key, witness=configured_witness(config))
-    plan = _plan(
-        engine, cutoff, chained, assume_sealed=dry_run and config.seal_key is not None, prefix_only=not direct
-    )
-    result = PruneResult(cutoff, days, plan.total, dry_run, plan.upper, plan.held, False, None)
+    assume_sealed = dry_run and config.seal_key is not None
+    plan = _plan(engine, cutoff, chained, assume_sealed, prefix_only=not direct, keep=keep)
+    result = PruneResult(cutoff, days, plan.total, dry_run, plan.upper, plan.held, False, None, longer)
     if dry_run:
         return result
     archived = None
     if archive is not None:  # even when empty: a scheduled run always leaves its file
-        archived = write_archive(engine, archive, _window(cutoff, plan.upper), batch_size)
+        archived = write_archive(engine, archive, _window(cutoff, plan.upper, keep=keep), batch_size)
         result = dataclasses.replace(result, archive=os.fspath(archive))
     if plan.total:
         if chained:
             key = sealing.require_key(config.seal_key, "prune a sealed trail")
-            _record_removal(engine, key, cutoff, plan, configured_witness(config))
+            _record_removal(engine, key, cutoff, plan, configured_witness(config), keep)
             result = dataclasses.replace(result, sealed=True)
-        deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress, direct)
+        deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress, direct, keep)
         result = dataclasses.replace(result, count=deleted)
         if archived is not None and archived != deleted:
             raise AuditError(
@@ -314,6 +396,10 @@ def _record(audit: Recorder, result: PruneResult) -> None:
         "up_to_id": result.upper if result.count else None,
         "archive": result.archive,
     }
+    if result.tenant_days:
+        details["tenant_days"] = {
+            "" if tenant is None else tenant: own for tenant, own in result.tenant_days.items()
+        }
     audit.record(
         "audit.pruned", activity=f"Pruned {result.count} audit events older than {when}", details=details
     )
