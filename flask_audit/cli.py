@@ -258,7 +258,14 @@ def verify_command(anchor: str | None, witness_path: str | None, no_witness: boo
 
 @audit_cli.command("export")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
-@click.option("--format", "fmt", type=click.Choice(csv_export.FORMATS), default="csv", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(csv_export.FORMATS),
+    default="csv",
+    show_default=True,
+    help="csv (UTF-8 with a byte order mark, for spreadsheets) or jsonl (one JSON object per event).",
+)
 @click.option("--entity", help="Such as 'Login' or 'Team'.")
 @click.option("--event-type", help="Such as 'role.updated'.")
 @click.option("--actor", help="The actor's email address.")
@@ -267,6 +274,9 @@ def verify_command(anchor: str | None, witness_path: str | None, no_witness: boo
 @click.option("--outcome", help="success or failure.")
 @click.option("--start", help="YYYY-MM-DD or an ISO 8601 time (in AUDIT_TIMEZONE without an offset).")
 @click.option("--end", help="YYYY-MM-DD (the whole day) or an ISO 8601 time.")
+@click.option(
+    "--q", "q", help="A search, as in the page's search box: 'actor:priya type:team.* -outcome:failure'."
+)
 @click.option("--tenant", help="Only this tenant's events (default: every tenant).")
 def export_command(out: str, fmt: str, tenant: str | None, **filters: str | None) -> None:
     """Write the events of the retention window that match the filters, newest first."""
@@ -283,7 +293,7 @@ def export_command(out: str, fmt: str, tenant: str | None, **filters: str | None
         with open(part, "wb") as file, state.engine.connect() as conn:
             stats = csv_export.write_export(conn, stmt, file, fmt=fmt)
         os.replace(part, out)
-    except (OSError, sa.exc.SQLAlchemyError) as err:
+    except (OSError, sa.exc.SQLAlchemyError, AuditError) as err:
         with contextlib.suppress(OSError):
             os.remove(part)
         raise _fail(err) from err

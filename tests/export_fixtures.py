@@ -15,6 +15,7 @@ will once they are integrated; the blueprint itself is left alone for the other 
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as c
 import contextlib
 import csv
@@ -23,6 +24,7 @@ import datetime as dt
 import email
 import email.message
 import email.policy
+import html.parser
 import io
 import shutil
 import socket
@@ -308,8 +310,10 @@ def json_of(response: TestResponse) -> dict[str, t.Any]:
 
 
 def read_csv(data: bytes) -> list[list[str]]:
-    """Parse CSV bytes as the stdlib reader does (RFC 4180 quoting)."""
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    """Parse an export's CSV bytes as the stdlib reader does (RFC 4180 quoting), after
+    checking that they start with the UTF-8 byte order mark every CSV export carries."""
+    assert data.startswith(codecs.BOM_UTF8), data[:20]
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
 def text_body(message: email.message.EmailMessage) -> str:
@@ -330,3 +334,82 @@ def wait_until(check: c.Callable[[], bool], timeout: float = 15.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out waiting for the export thread"
         time.sleep(0.02)
+
+
+@dataclasses.dataclass
+class Form:
+    """One ``<form>`` of a page, as a browser without JavaScript would submit it."""
+
+    attrs: dict[str, str]
+    #: ``(name, value)`` of every successful control: inputs (checked boxes and radios
+    #: only), the selected option of each select, textareas.
+    fields: list[tuple[str, str]]
+    #: The values each radio group offers, checked or not.
+    choices: dict[str, list[str]]
+
+    def values(self) -> dict[str, str]:
+        return dict(self.fields)
+
+
+class _FormReader(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[Form] = []
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._textarea: str | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.forms.append(Form(found, [], {}))
+        elif not self.forms:
+            return
+        elif tag == "input" and "name" in found:
+            self._input(found)
+        elif tag == "select":
+            self._select, self._options = found.get("name"), []
+        elif tag == "option" and self._select is not None:
+            self._options.append((found.get("value", ""), "selected" in found))
+        elif tag == "textarea":
+            self._textarea, self._text = found.get("name"), ""
+
+    def _input(self, found: dict[str, str]) -> None:
+        form, kind = self.forms[-1], found.get("type", "text")
+        if kind in ("radio", "checkbox"):
+            form.choices.setdefault(found["name"], []).append(found.get("value", "on"))
+            if "checked" not in found:
+                return
+        if kind not in ("submit", "button", "image", "reset"):
+            form.fields.append((found["name"], found.get("value", "")))
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select" and self._select is not None:
+            chosen = [value for value, selected in self._options if selected] or [
+                value for value, _ in self._options[:1]
+            ]
+            self.forms[-1].fields.extend((self._select, value) for value in chosen[-1:])
+            self._select = None
+        elif tag == "textarea" and self._textarea is not None:
+            self.forms[-1].fields.append((self._textarea, self._text))
+            self._textarea = None
+
+
+def forms_of(page: str) -> list[Form]:
+    """The forms of an HTML page, in document order."""
+    reader = _FormReader()
+    reader.feed(page)
+    reader.close()
+    return reader.forms
+
+
+def session_cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
+    """Flask-Login's signed-in session for ``user_id``, as a browser cookie for ``url``."""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
+    return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}

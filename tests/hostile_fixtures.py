@@ -33,6 +33,7 @@ from flask_audit.taxonomy import EVENT_TYPES
 from flask_audit.taxonomy import OUTCOMES
 
 from .conftest import stored
+from .query import search_oracle
 from .views_fixtures import Site
 
 TENANT_LOADER = "tests.hostile_fixtures:tenant_of_user"
@@ -147,6 +148,8 @@ def plausible(name: str, rows: list[AuditEvent]) -> st.SearchStrategy[str]:
         return _pick(TEAMS)
     if name in ("start", "end"):
         return iso_dates()
+    if name == "q":
+        return search_oracle.searches(dt.datetime.now(dt.timezone.utc), sqlite=True)
     if name == "cursor":
         return cursors(rows)
     if name == "limit":
@@ -235,6 +238,8 @@ def matches(row: AuditEvent, flt: filters.AuditFilter) -> bool:
     if flt.start is not None and row.occurred_at < flt.start:
         return False
     if flt.end is not None and row.occurred_at > flt.end:
+        return False
+    if flt.q is not None and not search_oracle.matches(row, flt.q, search_oracle.ascii_fold):
         return False
     cursor = flt.cursor
     return cursor is None or cursor.newer or (row.occurred_at, row.id) < (cursor.occurred_at, cursor.id)

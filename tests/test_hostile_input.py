@@ -107,7 +107,7 @@ def test_the_page_answers_any_query_with_the_callers_rows_or_a_400(make_app: Mak
     def check(qs: str, who: str | None) -> None:
         # A fresh client each time: ``tz`` sets a cookie that would carry into the next query.
         client = site.client(None if who is None else getattr(site, who))
-        response = client.get(f"{PREFIX}/", query_string=qs)
+        response = client.get(f"{PREFIX}/", query_string=qs, follow_redirects=True)
         html = response.get_data(as_text=True)
         event(f"{response.status_code}, rows: {bool(activities(html))}")
         if who in REFUSED:

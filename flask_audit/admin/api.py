@@ -1,8 +1,9 @@
 """The read-only JSON API: ``GET <AUDIT_URL_PREFIX>/api/events``.
 
-The same filters, window and tenant scope as the page, with keyset pagination
-(``next_cursor``) and a ``limit``. Errors are JSON too: 400 ``{"error": ...}`` for bad
-input, 401 and 403 from the blueprint's admin check, never a redirect.
+The same filters, search (``q``), window and tenant scope as the page, with keyset
+pagination (``next_cursor``) and a ``limit``. Errors are JSON too: 400 ``{"error": ...}``
+for bad input (a search's says where it goes wrong), 401 and 403 from the blueprint's
+admin check, never a redirect.
 """
 
 from __future__ import annotations
@@ -70,10 +71,10 @@ def api_events() -> ResponseReturnValue:
         limit = filters.parse_limit(request.args.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
         tzname = filters.resolve_timezone(request.args.get("tz"), config.timezone)
         flt = filters.AuditFilter.from_args(request.args, timezone=tzname)
+        with state.engine.connect() as conn:
+            page = sql.fetch_page(conn, flt, limit=limit, **scope(config))
     except InvalidFilterError as err:
         return jsonify(error=str(err)), 400
-    with state.engine.connect() as conn:
-        page = sql.fetch_page(conn, flt, limit=limit, **scope(config))
     return jsonify(
         events=[serialize(row) for row in page.rows],
         next_cursor=page.older.encode() if page.older else None,

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import threading
 import typing as t
+import urllib.parse
 import weakref
 import zoneinfo
 
@@ -21,6 +22,7 @@ from flask import Blueprint
 from flask import current_app
 from flask import Flask
 from flask import jsonify
+from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
@@ -32,6 +34,10 @@ from ..config import AuditConfig
 from ..exceptions import InvalidFilterError
 from ..query import filters
 from ..query import sql
+from ..query import suggestions
+from ..query.resolve import resolve
+from ..query.search import Search
+from ..query.search import SearchError
 from ..signals import event_recorded
 from ..state import audit_state
 from ..store.context import current_tenant
@@ -60,8 +66,14 @@ blueprint = Blueprint(
 PAGE_SIZE = 50
 TZ_COOKIE = "flask_audit_tz"
 
-_counts: weakref.WeakKeyDictionary[Flask, daycounts.DayCountCache] = weakref.WeakKeyDictionary()
+#: Per app, one day-count cache per search (``None``: no search): the cache keys the other
+#: filters itself. At most :data:`SEARCH_CACHES` searches are kept, the oldest dropped first.
+_counts: weakref.WeakKeyDictionary[Flask, dict[Search | None, daycounts.DayCountCache]] = (
+    weakref.WeakKeyDictionary()
+)
 _counts_lock = threading.Lock()
+SEARCH_CACHES = 64
+_suggested: weakref.WeakKeyDictionary[Flask, suggestions.SuggestionCache] = weakref.WeakKeyDictionary()
 
 
 def register(app: Flask, config: AuditConfig) -> None:
@@ -143,20 +155,33 @@ def _private(response: Response) -> Response:
     return response
 
 
-def _day_cache(app: Flask) -> daycounts.DayCountCache:
+def _day_cache(app: Flask, search: Search | None) -> daycounts.DayCountCache:
     with _counts_lock:
-        cache = _counts.get(app)
+        caches = _counts.setdefault(app, {})
+        cache = caches.get(search)
         if cache is None:
-            cache = _counts[app] = daycounts.DayCountCache()
+            if len(caches) > SEARCH_CACHES:
+                caches.pop(next(key for key in caches if key is not None), None)
+            cache = caches[search] = daycounts.DayCountCache()
+        return cache
+
+
+def _suggestion_cache(app: Flask) -> suggestions.SuggestionCache:
+    with _counts_lock:
+        cache = _suggested.get(app)
+        if cache is None:
+            cache = _suggested[app] = suggestions.SuggestionCache()
         return cache
 
 
 @event_recorded.connect
 def _forget_past_days(sender: Flask, event: AuditEvent, **extra: t.Any) -> None:
     """An event dated before today changes settled days: count them again."""
-    cache = _counts.get(sender)
-    if cache is not None and event.occurred_at is not None:
-        cache.forget_before(event.occurred_at)
+    with _counts_lock:
+        caches = list(_counts.get(sender, {}).values())
+    if event.occurred_at is not None:
+        for cache in caches:
+            cache.forget_before(event.occurred_at)
 
 
 def _timezone(config: AuditConfig) -> tuple[str, bool]:
@@ -173,6 +198,24 @@ def _timezone(config: AuditConfig) -> tuple[str, bool]:
 def _link_args() -> dict[str, str]:
     names = (*filters.FILTER_NAMES, "tz")
     return {name: request.args[name] for name in names if name != "cursor" and request.args.get(name)}
+
+
+def _clean_url() -> str | None:
+    """The page's URL without the blank fields a GET form sends, or ``None`` if it has none.
+
+    Each filter keeps the value the page reads (its first); other parameters stay as sent.
+    """
+    names = {*filters.FILTER_NAMES, "tz"}
+    if not any(request.args.get(name, "x").strip() == "" for name in names):
+        return None
+    kept: list[tuple[str, str]] = []
+    for name, values in request.args.lists():
+        if name not in names:
+            kept += [(name, value) for value in values]
+        elif values[0].strip():
+            kept.append((name, values[0]))
+    query = urllib.parse.urlencode(kept, safe="!$'()*,/:;?@")  # as url_for writes them
+    return url_for("audit.index") + (f"?{query}" if query else "")
 
 
 def _export_context(tzname: str) -> dict[str, t.Any]:
@@ -195,23 +238,37 @@ def _export_context(tzname: str) -> dict[str, t.Any]:
 
 @blueprint.get("/")
 def index() -> ResponseReturnValue:
-    """The audit log page; a bad filter shows its message with the form (HTTP 400)."""
+    """The audit log page; a bad filter shows its message with the form (HTTP 400).
+
+    A form sent with blank fields is redirected to the same filters without them, so that
+    an applied filter is a clean link.
+    """
+    clean = _clean_url()
+    if clean is not None:
+        return redirect(clean, 302)
     state = audit_state()
     config = state.config
     now = dt.datetime.now(dt.timezone.utc)
-    tzname, remember, error = config.timezone, False, None
+    tzname, remember = config.timezone, False
+    failure: InvalidFilterError | None = None
     flt: filters.AuditFilter | None = None
     try:
         tzname, remember = _timezone(config)
         flt = filters.AuditFilter.from_args(request.args, timezone=tzname)
     except InvalidFilterError as err:
-        error, remember = str(err), False
+        failure, remember = err, False
     tz = zoneinfo.ZoneInfo(tzname)
     with state.engine.connect() as conn:
-        context = _read(conn, config, flt, tzname, now)
+        try:
+            context = _read(conn, config, flt, tzname, now)
+        except InvalidFilterError as err:  # a search this database cannot run
+            failure, remember = err, False
+            context = _read(conn, config, None, tzname, now)
+    error = None if failure is None else str(failure)
     html = render_template(
         "flask_audit/index.html",
         error=error,
+        search_error=failure if isinstance(failure, SearchError) else None,
         form=_form_values(tzname),
         tzname=tzname,
         retention_days=config.retention_days,
@@ -249,8 +306,10 @@ def _read(
     """Everything the page shows from the database; only "tracking since" without a filter."""
     where = scope(config)
     since = sql.oldest_time(conn, now=now, **where)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     context: dict[str, t.Any] = {
         "since": since,
+        "suggestions": _suggestion_cache(app).get(conn, where, now) if since else suggestions.Suggestions(),
         "events": [],
         "chart": DaySeries([]),
         "older_url": None,
@@ -264,9 +323,12 @@ def _read(
     if flt is None:
         return context
     tz = zoneinfo.ZoneInfo(tzname)
+    sql.check_backend(conn, flt)
+    # Once, for the table and the chart alike.
+    flt = resolve(conn, flt, tenant_scoped=where["tenant_scoped"], tenant_id=where["tenant_id"])
     page = sql.fetch_page(conn, flt, limit=PAGE_SIZE, columns=PAGE_COLUMNS, now=now, **where)
     if since is not None:
-        cache = _day_cache(current_app._get_current_object())  # type: ignore[attr-defined]
+        cache = _day_cache(app, flt.q)
         first_day = since.astimezone(tz).date()
         days = daycounts.chart_counts(
             conn, flt, cache=cache, timezone=tzname, first_day=first_day, now=now, **where

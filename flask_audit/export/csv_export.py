@@ -1,17 +1,21 @@
 """CSV and JSON-lines exports of the audit trail, streamed from the database.
 
-Every CSV cell is quoted (RFC 4180, CRLF line ends), and a cell that starts with ``=``,
-``+``, ``-``, ``@``, tab, CR, LF or NUL gets a leading ``'`` so that a spreadsheet shows it
-as text (OWASP "CSV injection": prefix, never strip). Times are ISO 8601 UTC with ``Z``;
-Details is compact JSON with sorted keys. Rows are read ``BATCH_SIZE`` at a time through a
-server-side cursor, so memory stays flat at any size.
+A CSV file starts with the UTF-8 byte order mark: Excel, and LibreOffice's Text Import
+dialog, read a CSV without it in a legacy code page, and "Équipe Zoë 🚀" or "فريق" come
+out as mojibake. Every CSV cell is quoted (RFC 4180, CRLF line ends), and a cell that
+starts with ``=``, ``+``, ``-``, ``@``, tab, CR, LF or NUL gets a leading ``'`` so that a
+spreadsheet shows it as text (OWASP "CSV injection": prefix, never strip). Times are ISO
+8601 UTC with ``Z``; Details is compact JSON with sorted keys. A JSON-lines file holds one
+event per line as the JSON API serialises it, with no mark and nothing neutralised. Rows
+are read ``BATCH_SIZE`` at a time through a server-side cursor, so memory stays flat at
+any size.
 
-Two methods write the same bytes. ``"python"`` formats each row and hands it to the stdlib
-:mod:`csv` writer: the reference. ``"sql"``, the default, has the database neutralise and
-quote the ten text cells and join them into the start of the line, leaving only Details to
-Python (the SQL is in :mod:`flask_audit.export.csv_sql`); it is several times faster
-(``benchmarks/export_bench.py``), and ``tests/test_csv_export.py`` compares the two byte
-for byte on every backend.
+Two methods write the same CSV bytes. ``"python"`` formats each row and hands it to the
+stdlib :mod:`csv` writer: the reference. ``"sql"``, the default, has the database
+neutralise and quote the ten text cells and join them into the start of the line, leaving
+only Details to Python (the SQL is in :mod:`flask_audit.export.csv_sql`); it is several
+times faster (``benchmarks/export_bench.py``), and ``tests/export/test_csv_export.py``
+compares the two byte for byte on every backend.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import typing as t
 
 import sqlalchemy as sa
 
+from ..admin.api import FIELDS
+from ..admin.api import serialize
 from ..query.filters import AuditFilter
 from ..query.sql import select_events
 from ..store.models import audit_event_table
@@ -53,15 +59,17 @@ HEADER = (
     "Details",
 )
 FORMATS = ("csv", "jsonl")
+#: Starts every CSV file (U+FEFF in UTF-8), so that spreadsheets detect the encoding.
+BOM = "\ufeff"
 METHODS = ("sql", "python")
 BATCH_SIZE = 1000
 #: Distinct Details texts remembered during one export (a few MB at most).
 DETAILS_CACHE_SIZE = 4096
-#: The keys of a JSON-lines record: every column but ``uid``, times as in the CSV.
-JSONL_COLUMNS = tuple(name for name in audit_event_table.c.keys() if name != "uid")
+#: The keys of a JSON-lines record: the JSON API's fields, in its order.
+JSONL_COLUMNS = FIELDS
 SQL_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 
-_HEADER_LINE = '"' + '","'.join(HEADER) + '"\r\n'
+_HEADER_LINE = BOM + '"' + '","'.join(HEADER) + '"\r\n'
 _details_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 _jsonl_record = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -119,6 +127,12 @@ def export_statement(
     if max_event_id is not None:
         stmt = stmt.where(AuditEvent.id <= max_event_id)
     return stmt
+
+
+def count_rows(conn: sa.Connection, stmt: sa.Select[t.Any]) -> int:
+    """How many rows :func:`write_export` would write for ``stmt``."""
+    counted = stmt.with_only_columns(sa.func.count(), maintain_column_froms=True).order_by(None)
+    return int(conn.execute(counted).scalar_one())
 
 
 def iter_export(
@@ -298,13 +312,9 @@ def _sql_chunks(conn: sa.Connection, stmt: sa.Select[t.Any]) -> c.Iterator[tuple
 
 
 def _jsonl_chunks(conn: sa.Connection, stmt: sa.Select[t.Any]) -> c.Iterator[tuple[str, int]]:
-    """One JSON object per line with every column, unneutralised: this output is for programs."""
+    """One JSON object per line, as the JSON API serialises an event: this output is for
+    programs, so values are kept as they are (no neutralising) and there is no BOM."""
     cols = audit_event_table.c
     picked = stmt.with_only_columns(*(cols[name] for name in JSONL_COLUMNS))
     for batch in _stream(conn, picked):
-        lines = []
-        for row in batch:
-            record = row._asdict()
-            record["occurred_at"] = format_time(record["occurred_at"])
-            lines.append(_jsonl_record(record))
-        yield "\n".join(lines) + "\n", len(batch)
+        yield "".join(_jsonl_record(serialize(row)) + "\n" for row in batch), len(batch)

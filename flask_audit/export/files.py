@@ -1,13 +1,14 @@
-"""Stored export files: written once by the job, served by the download link, then deleted.
+"""Stored export files: written once by the job, served by download links, then deleted.
 
-An export too large to mail waits in ``AUDIT_EXPORT_DIR`` (``<instance>/audit-exports`` by
-default) as ``<job id>.csv``, or ``<job id>.csv.gz`` above
+Every export waits in ``AUDIT_EXPORT_DIR`` (``<instance>/audit-exports`` by default) as
+``<job id>.csv`` or ``<job id>.jsonl``, gzipped (``.gz``) above
 ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES``, readable by the app's user only (0600, in a folder
-made 0700). Every download serves these bytes: the database is not read again, so a second
-download is cheap and gives the same file even after rows were pruned. Once the link has
-expired, or the job failed for good, the export runner (the web process's export thread or
-``flask audit exports run``) deletes the file. Hosts that serve one app need the folder
-shared between them.
+made 0700): a file too large to mail is reached through the mail's link, and any file
+through the exports page's download link. Every download serves these bytes: the database
+is not read again, so a second download is cheap and gives the same file even after rows
+were pruned. Once the link has expired, or the job failed for good, the export runner (the
+web process's export thread or ``flask audit exports run``) deletes the file. Hosts that
+serve one app need the folder shared between them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from .job_store import CLAIM_SECONDS
 if t.TYPE_CHECKING:
     from ..config import AuditConfig
 
-FILE_NAME = re.compile(r"(\d+)\.csv(\.gz)?", re.ASCII)
+FILE_NAME = re.compile(r"(\d+)\.(?:csv|jsonl)(\.gz)?", re.ASCII)
+#: The file extensions of the export formats, in the order :func:`stored_file` looks.
+EXTENSIONS = ("csv", "jsonl")
 PART_SUFFIX = ".part"
 _CHUNK = 1024 * 1024
 _LOOKUP_BATCH = 500
@@ -44,8 +47,12 @@ def folder(config: AuditConfig) -> pathlib.Path:
     return pathlib.Path(config.export_dir)
 
 
-def _names(job_id: int) -> tuple[str, str]:
-    return f"{job_id}.csv.gz", f"{job_id}.csv"
+def _name(job_id: int, extension: str, compress: bool) -> str:
+    return f"{job_id}.{extension}" + (".gz" if compress else "")
+
+
+def _names(job_id: int) -> list[str]:
+    return [_name(job_id, extension, packed) for extension in EXTENSIONS for packed in (True, False)]
 
 
 def stored_file(config: AuditConfig, job_id: int) -> pathlib.Path | None:
@@ -57,7 +64,9 @@ def stored_file(config: AuditConfig, job_id: int) -> pathlib.Path | None:
     return None
 
 
-def store(config: AuditConfig, job_id: int, source: t.BinaryIO, *, compress: bool) -> pathlib.Path:
+def store(
+    config: AuditConfig, job_id: int, source: t.BinaryIO, *, compress: bool, extension: str = "csv"
+) -> pathlib.Path:
     """Copy ``source``, from its start, into the job's file (gzipped with ``compress``).
 
     The copy is written under a temporary name and renamed into place, so a download never
@@ -77,7 +86,7 @@ def store(config: AuditConfig, job_id: int, source: t.BinaryIO, *, compress: boo
             out.flush()
             os.fsync(out.fileno())
         remove(config, job_id)
-        target = directory / _names(job_id)[0 if compress else 1]
+        target = directory / _name(job_id, extension, compress)
         os.replace(part, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -3,6 +3,10 @@
 The SQL behind :mod:`flask_audit.export.jobs`, which runs the jobs. One ``UPDATE`` claims a job that
 is due or whose runner's claim ran out, and an outcome is stored only by the runner that
 still holds the claim.
+
+A job's file format rides in its stored arguments (``filters``) under ``"format"``, absent
+for CSV, so that jobs stored before JSON lines existed read as CSV and no column is needed:
+:func:`job_format` and :func:`job_filters` take the two apart.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ MAX_RETRY_DELAY = 6 * 3600
 ERROR_LENGTH = 1000
 #: What a job keeps of the request that asked for it (``requested_<name>`` columns).
 ORIGIN_FIELDS = ("ip", "user_agent", "request_id")
+#: The key of a job's stored arguments that holds its format; CSV when it is absent.
+FORMAT_KEY = "format"
+DEFAULT_FORMAT = "csv"
 
 _jobs = export_job_table.c
 
@@ -52,6 +59,7 @@ def create_job(
     now: dt.datetime | None = None,
     origin: c.Mapping[str, str | None] | None = None,
     hold_seconds: float = 0,
+    fmt: str = DEFAULT_FORMAT,
 ) -> int:
     """Store a queued job for ``flt`` as it stands now and return its id.
 
@@ -59,7 +67,11 @@ def create_job(
         the ``audit.exported`` event carries though it is recorded after that request.
     :param hold_seconds: keep runners off the job this long, until :func:`release_hold`
         (the export limits count it first; see :mod:`flask_audit.export.limits`).
+    :param fmt: ``"csv"`` or ``"jsonl"`` (:data:`flask_audit.export.csv_export.FORMATS`).
     """
+    stored = flt.to_args()
+    if fmt != DEFAULT_FORMAT:
+        stored[FORMAT_KEY] = fmt
     now, asked = now or utcnow(), origin or {}
     with engine.begin() as conn:
         newest = conn.execute(sa.select(sa.func.max(audit_event_table.c.id))).scalar()
@@ -71,7 +83,7 @@ def create_job(
             "tenant_id": tenant_id,
             "team": team,
             **{f"requested_{name}": clean_text(asked.get(name), LENGTHS[name]) for name in ORIGIN_FIELDS},
-            "filters": flt.to_args(),
+            "filters": stored,
             "timezone": timezone,
             "snapshot_at": now,
             "max_event_id": newest or 0,
@@ -81,6 +93,16 @@ def create_job(
         }
         inserted = conn.execute(sa.insert(export_job_table), values).inserted_primary_key
     return int(t.cast(c.Sequence[t.Any], inserted)[0])
+
+
+def job_format(job: ExportJob) -> str:
+    """The job's file format: ``"csv"`` or ``"jsonl"``."""
+    return str((job.filters or {}).get(FORMAT_KEY, DEFAULT_FORMAT))
+
+
+def job_filters(job: ExportJob) -> dict[str, str]:
+    """The job's filters as :meth:`AuditFilter.to_args` gave them, without its format."""
+    return {name: value for name, value in (job.filters or {}).items() if name != FORMAT_KEY}
 
 
 def release_hold(engine: sa.Engine, job_id: int, now: dt.datetime) -> None:

@@ -9,8 +9,10 @@ that may pass (a mail server down, an SMTP 4xx reply) puts it back in the queue 
 ``last_error``. A failure that cannot pass by waiting (no mailer, no sender, bad mail
 settings, an SMTP 5xx reply; see :func:`flask_audit.export.mailers.is_permanent`) fails the
 job at once, with its reason. Nothing is lost: at worst a runner killed right after sending
-makes the mail go out twice, never zero times. Each pass of :func:`run_due` also deletes the
-stored files whose download link has expired.
+makes the mail go out twice, never zero times. The file is stored before it is mailed (see
+:mod:`flask_audit.export.files`), so that the exports page can offer it for download once
+the job is sent. Each pass of :func:`run_due` also deletes the stored files whose download
+link has expired.
 
 Runners: a thread started in the web process after the response (``AUDIT_EXPORT_MODE =
 "inline"``, the default), ``flask audit exports run`` (a worker, or a cron job), or the
@@ -46,6 +48,7 @@ from . import mail
 from . import mailers
 from .csv_export import export_statement
 from .csv_export import write_export
+from .formats import format_of
 from .job_store import _failed
 from .job_store import _jobs
 
@@ -55,6 +58,8 @@ from .job_store import claim
 from .job_store import due_job_ids
 from .job_store import ERROR_LENGTH
 from .job_store import get_job
+from .job_store import job_filters
+from .job_store import job_format
 from .job_store import utcnow
 
 if t.TYPE_CHECKING:
@@ -90,7 +95,7 @@ def _state(app: Flask | None = None) -> AuditState:
 
 def job_statement(job: ExportJob, config: AuditConfig) -> sa.Select[t.Any]:
     """The rows of ``job``: its filters, tenant and window, as of when it was requested."""
-    flt = AuditFilter.from_args(job.filters, timezone=job.timezone)
+    flt = AuditFilter.from_args(job_filters(job), timezone=job.timezone)
     return export_statement(
         flt,
         retention_days=config.retention_days,
@@ -113,9 +118,12 @@ def run_job(job_id: int, *, now: dt.datetime | None = None) -> str | None:
     try:
         if mailers.mailer_name(current_app) is None:  # before reading the trail for nothing
             raise AuditConfigError(mailers.NO_MAILER)
+        fmt = job_format(job)
         with tempfile.TemporaryFile(prefix="flask-audit-export-") as file:
             with engine.connect() as conn:
-                stats = write_export(conn, job_statement(job, config), file)
+                stats = write_export(conn, job_statement(job, config), file, fmt=fmt)
+            compress = stats.bytes > config.export_compress_above_bytes
+            files.store(config, job.id, file, compress=compress, extension=format_of(fmt).extension)
             delivery = mail.send_export(job, file, stats, config)
     except Exception as err:  # every failure is kept on the job, retried if that can help
         permanent = mailers.is_permanent(err)
@@ -162,7 +170,13 @@ def _record(job: ExportJob, rows: int, delivery: str, engine: sa.Engine) -> None
             actor_email=job.requested_by_email,
             tenant_id=job.tenant_id,
             team=job.team,
-            details={"job_id": job.id, "filters": job.filters, "rows": rows, "delivery": delivery},
+            details={
+                "job_id": job.id,
+                "filters": job_filters(job),
+                "rows": rows,
+                "format": job_format(job),
+                "delivery": delivery,
+            },
             ip=job.requested_ip,
             user_agent=job.requested_user_agent,
             request_id=job.requested_request_id,

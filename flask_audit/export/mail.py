@@ -1,13 +1,14 @@
-"""The export mail: the CSV attached, or a signed link to the stored file when it is too large.
+"""The export mail: the file attached, or a signed link to the stored file when it is too large.
 
 Sent through the app's own mailer (see :mod:`flask_audit.export.mailers`) to the requesting
-admin's own address. A CSV over ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES`` (1 MiB) is attached
-gzip-compressed; an attachment that would still exceed ``AUDIT_EXPORT_ATTACHMENT_MAX_BYTES``
-(10 MiB) is stored once (see :mod:`flask_audit.export.files`) and the mail carries a link,
+admin's own address. A file over ``AUDIT_EXPORT_COMPRESS_ABOVE_BYTES`` (1 MiB) is attached
+gzip-compressed; when the attachment would still exceed ``AUDIT_EXPORT_ATTACHMENT_MAX_BYTES``
+(10 MiB) the mail carries a link to the stored file (see :mod:`flask_audit.export.files`),
 signed with the app's ``SECRET_KEY`` and valid for ``AUDIT_EXPORT_LINK_MAX_AGE`` seconds,
 that works only for the same admin, signed in, in the same tenant. The link starts with the
 configured site address (:mod:`flask_audit.export.links`), never a request's ``Host``;
-without one, a file too large to attach fails the job, with the setting named.
+without one, a file too large to attach fails the job, with the setting named. The
+exports page links to the same stored file, attached or not, for as long.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ from flask import render_template
 from itsdangerous import URLSafeTimedSerializer
 
 from ..exceptions import AuditConfigError
-from . import files
 from . import links
 from . import mailers
+from .formats import format_of
+from .job_store import job_filters
+from .job_store import job_format
+from .words import filter_pairs
 
 if t.TYPE_CHECKING:
     from ..config import AuditConfig
@@ -41,7 +45,8 @@ _COPY_CHUNK = 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class Delivery:
-    """How the file went out: ``"attachment"`` or ``"link"``, and the link's expiry."""
+    """How the file went out, ``"attachment"`` or ``"link"``, and until when its stored copy
+    may be downloaded (through the mail's link or the exports page)."""
 
     method: str
     filename: str
@@ -70,7 +75,8 @@ def read_download_token(token: str, max_age: int) -> dict[str, t.Any]:
 
 
 def file_name(job: ExportJob, *, compressed: bool = False) -> str:
-    return f"audit-log-{job.created_at:%Y%m%d-%H%M%S}-{job.id}.csv" + (".gz" if compressed else "")
+    extension = format_of(job_format(job)).extension
+    return f"audit-log-{job.created_at:%Y%m%d-%H%M%S}-{job.id}.{extension}" + (".gz" if compressed else "")
 
 
 def _attachment(file: t.BinaryIO, size: int, config: AuditConfig) -> tuple[bytes, bool] | None:
@@ -92,8 +98,9 @@ def _attachment(file: t.BinaryIO, size: int, config: AuditConfig) -> tuple[bytes
 
 
 def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: AuditConfig) -> Delivery:
-    """Mail the export in ``file`` to the admin who asked for it; raise if that fails."""
+    """Mail the export in ``file``, already stored, to the admin who asked; raise if that fails."""
     attached = _attachment(file, stats.bytes, config)
+    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=config.export_link_max_age)
     link = None
     if attached is None:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -104,13 +111,13 @@ def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: Au
                 f" (AUDIT_EXPORT_ATTACHMENT_MAX_BYTES), and no download link can be made:"
                 " set AUDIT_EXTERNAL_URL to the site's public address, such as 'https://app.example.com'."
             )
-        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=config.export_link_max_age)
         compressed = stats.bytes > config.export_compress_above_bytes
-        files.store(config, job.id, file, compress=compressed)
         delivery = Delivery("link", file_name(job, compressed=compressed), stats.bytes, compressed, expires)
     else:
         data, compressed = attached
-        delivery = Delivery("attachment", file_name(job, compressed=compressed), len(data), compressed)
+        name = file_name(job, compressed=compressed)
+        delivery = Delivery("attachment", name, len(data), compressed, expires)
+    fmt = format_of(job_format(job))
     context = {
         "job": job,
         "stats": stats,
@@ -118,8 +125,9 @@ def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: Au
         "link": link,
         "filters": describe(job),
         "size": human_size(stats.bytes),
+        "format": fmt,
     }
-    content_type = GZIP_TYPE if delivery.compressed else CSV_TYPE
+    content_type = GZIP_TYPE if delivery.compressed else fmt.attachment_type
     mailers.send(
         mailers.Outgoing(
             subject=SUBJECT,
@@ -133,8 +141,8 @@ def send_export(job: ExportJob, file: t.BinaryIO, stats: ExportStats, config: Au
 
 
 def describe(job: ExportJob) -> list[tuple[str, str]]:
-    """The job's filters as (label, value) pairs for the mail."""
-    return [(name.replace("_", " ").capitalize(), value) for name, value in job.filters.items()]
+    """The job's filters as (label, value) pairs for the mail, times in the job's zone."""
+    return filter_pairs(job_filters(job), job.timezone)
 
 
 def human_size(size: int) -> str:

@@ -1,49 +1,44 @@
-"""The export routes of the ``audit`` blueprint: request an export, follow it, download it.
+"""The export routes of the ``audit`` blueprint: confirm an export, request it, follow it,
+download it.
 
-``POST /export`` checks the CSRF token (Flask-WTF, whether or not the app turned on
-``CSRFProtect``), the admin and the filters, that the app has a mailer (503 without one) and
-the admin's export limits (429 past them), stores a job and answers at once: a flash
-message and a 303 back to the page, or 202 with the job in JSON. ``GET /exports`` lists the
-admin's recent jobs; ``GET /exports/<id>/download`` serves the stored file of an export too
-large to mail, to the admin it was made for only, until its link expires (410 after). The
-rules match the page: anonymous visitors go to the app's login (401 without one), other
-users get 403, and with a tenant loader an admin exports only their tenant's events.
+``GET /exports/new`` shows what an export of the given filters would hold, and asks for a
+format (:mod:`flask_audit.export.pages`). ``POST /export`` checks the CSRF token (Flask-WTF,
+whether or not the app turned on ``CSRFProtect``), the admin and the filters, that the app
+has a mailer (503 without one) and the admin's export limits (429 past them), stores a job
+and answers at once: a flash message that names the filters and the row count and a 303
+(to the exports page from the confirmation, else back to the log), or 202 with the job in
+JSON. ``GET /exports`` lists the admin's recent jobs; ``GET /exports/<id>/download`` serves
+the stored file of a sent export to the admin it was made for only, until its link
+expires (410 after), from the mail's link or the exports page. Who may do what is in
+:mod:`flask_audit.export.access`; with a tenant loader an admin exports only their
+tenant's events.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import typing as t
 import weakref
 
-from flask import abort
 from flask import Blueprint
-from flask import current_app
 from flask import flash
 from flask import jsonify
-from flask import make_response
 from flask import redirect
-from flask import render_template
 from flask import request
 from flask import send_file
 from flask import url_for
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
-from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
 from ..exceptions import InvalidFilterError
 from ..query.filters import AuditFilter
-from ..query.filters import FILTER_NAMES
-from ..query.filters import resolve_timezone
 from ..state import audit_state
 from ..state import AuditState
 from ..state import current_audit
 from ..store.context import actor_of
 from ..store.context import current_team
 from ..store.context import current_tenant
-from ..store.context import current_user_or_none
 from ..store.context import origin
 from . import files
 from . import job_store
@@ -51,12 +46,26 @@ from . import jobs
 from . import limits
 from . import links
 from . import mail
-from . import mailers
-from .csv_export import format_time
+from . import pages
+from .access import back_link
+from .access import check_csrf
+from .access import display_zone
+from .access import message_page
+from .access import refuse
+from .access import require_admin
+from .access import unavailable_reason
+from .access import wants_json
+from .csv_export import count_rows
+from .csv_export import FORMATS
+from .formats import format_of
+from .pages import job_info
+from .words import selection_words
 
 if t.TYPE_CHECKING:
     from ..config import AuditConfig
     from ..store.models import ExportJob
+
+__all__ = ["add_export_routes", "routes", "unavailable_reason"]
 
 LINK_INVALID = "This download link is not valid. Use the link from the export mail, or export again."
 LINK_EXPIRED = "This download link has expired. Export the audit log again to get a new one."
@@ -64,12 +73,14 @@ LINK_NOT_YOURS = (
     "This download link belongs to another account: sign in as the admin who asked for the export."
 )
 FILE_GONE = "The file of this export is no longer available. Export the audit log again to get a new one."
+#: The form value that sends the admin to the exports page after the export (the confirmation's).
+THEN_EXPORTS = "exports"
 
 _done: weakref.WeakSet[Blueprint] = weakref.WeakSet()
 
 
 def add_export_routes(bp: Blueprint) -> None:
-    """Add ``.export``, ``.exports`` and ``.export_download`` to ``bp`` (once, before it is registered)."""
+    """Add the export routes (see :func:`routes`) to ``bp`` (once, before it is registered)."""
     if bp in _done:
         return
     for rule, endpoint, view, methods in routes():
@@ -82,7 +93,8 @@ def routes() -> list[tuple[str, str, t.Callable[..., ResponseReturnValue], list[
     """``(rule, endpoint, view, methods)`` of each export route, relative to the blueprint."""
     return [
         ("/export", "export", export, ["POST"]),
-        ("/exports", "exports", exports, ["GET"]),
+        ("/exports", "exports", pages.exports, ["GET"]),
+        ("/exports/new", "export_confirm", pages.confirm, ["GET"]),
         ("/exports/<int:job_id>/download", "export_download", download, ["GET"]),
     ]
 
@@ -91,79 +103,26 @@ def _state() -> AuditState:
     return audit_state()
 
 
-def unavailable_reason() -> str | None:
-    """Why the current app cannot export now (no mailer), for the page to show by the button."""
-    return mailers.NO_MAILER if mailers.mailer_name(current_app) is None else None
-
-
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
-def _refuse(status: int, message: str) -> t.NoReturn:
-    if _wants_json():
-        abort(make_response(jsonify(error=message), status))
-    abort(status, description=message)
-
-
-def _message_page(status: int, title: str, message: str, headers: dict[str, str] | None = None) -> t.NoReturn:
-    """Stop with ``message``: JSON ``{"error": ...}``, or a page that leads back to the log."""
-    if _wants_json():
-        abort(make_response(jsonify(error=message), status, headers or {}))
-    page = render_template(
-        "flask_audit/export_message.html",
-        title=title,
-        message=message,
-        back=_back(),
-        exports=url_for(".exports"),
-    )
-    abort(make_response(page, status, headers or {}))
-
-
-def _require_admin(config: AuditConfig) -> t.Any:
-    user = current_user_or_none()
-    if user is None:
-        manager = getattr(current_app, "login_manager", None)
-        if manager is None or _wants_json():
-            _refuse(401, "Sign in as an administrator to export the audit log.")
-        abort(make_response(manager.unauthorized()))  # the app's login page, or its 401
-    if not config.is_admin(user):
-        _refuse(403, "Only administrators can export the audit log.")
-    return user
-
-
-def _check_csrf() -> None:
-    from flask_wtf.csrf import validate_csrf
-    from wtforms import ValidationError  # type: ignore[import-untyped]
-
-    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-    token = request.form.get(field)
-    for header in current_app.config.get("WTF_CSRF_HEADERS", ["X-CSRFToken", "X-CSRF-Token"]):
-        token = token or request.headers.get(header)
-    try:
-        validate_csrf(token)
-    except ValidationError as err:
-        _refuse(400, f"The export was refused: {err.args[0]} Reload the audit log page and try again.")
-
-
 def export() -> ResponseReturnValue:
-    """Queue an export of the page's filters for the signed-in admin."""
+    """Queue an export of the submitted filters, in the chosen format, for the signed-in admin."""
     state = _state()
     config = state.config
-    _check_csrf()
-    user = _require_admin(config)
+    check_csrf()
+    user = require_admin(config)
     try:
-        tzname = resolve_timezone(request.form.get("tz"), config.timezone)
+        tzname = display_zone(config)
         flt = AuditFilter.from_args(request.form, timezone=tzname)
     except InvalidFilterError as err:
-        _refuse(400, str(err))
+        refuse(400, str(err))
+    fmt = request.form.get("format", "").strip() or "csv"
+    if fmt not in FORMATS:
+        refuse(400, f"Unknown export format {fmt[:20]!r}; choose csv (CSV) or jsonl (JSON lines).")
     actor = actor_of(user, config)
     if not actor.email:
-        _refuse(400, "Your account has no email address to send the export to.")
+        refuse(400, "Your account has no email address to send the export to.")
     reason = unavailable_reason()
     if reason is not None:
-        _message_page(503, "Export unavailable", reason)
+        message_page(503, "Export unavailable", reason)
     job_id = job_store.create_job(
         state.engine,
         requested_by_id=actor.id,
@@ -175,86 +134,45 @@ def export() -> ResponseReturnValue:
         timezone=tzname,
         origin=origin(config),
         hold_seconds=limits.HOLD_SECONDS,
+        fmt=fmt,
     )
     refusal = limits.admit(state.engine, config, job_id, job_store.utcnow())
     if refusal is not None:
         retry = {"Retry-After": str(refusal.retry_after)}
-        _message_page(429, "Export limit reached", refusal.message, retry)
+        message_page(429, "Export limit reached", refusal.message, retry)
+    job = t.cast("ExportJob", job_store.get_job(state.engine, job_id))
+    with state.engine.connect() as conn:  # the rows the job pinned, before it may run
+        count = count_rows(conn, jobs.job_statement(job, config))
     if config.export_mode == "inline":
         jobs.run_after_response(job_id)
-    if _wants_json():
-        job = t.cast("ExportJob", job_store.get_job(state.engine, job_id))
-        return jsonify(job=job_info(job)), 202, {"Location": url_for(".exports")}
+    if wants_json():
+        return jsonify(job=job_info(job), count=count), 202, {"Location": url_for(".exports")}
     flash(
-        f"Your export is on its way to {actor.email}: the CSV file will arrive by email shortly.", "success"
+        f"Your export of {selection_words(count, flt.to_args(), tzname)} is on its way to {actor.email}:"
+        f" the {format_of(fmt).label} file will arrive by email shortly. Once it is sent, you can also"
+        " download it from Your exports.",
+        "success",
     )
-    return redirect(_back(), 303)
-
-
-def _back() -> str:
-    """The page with the filters the export was made from."""
-    names = [name for name in FILTER_NAMES if name != "cursor"] + ["tz"]
-    args = {name: request.form[name] for name in names if request.form.get(name)}
-    try:
-        return url_for(".index", **t.cast("dict[str, t.Any]", args))
-    except BuildError:
-        return url_for(".exports")
-
-
-def job_info(job: ExportJob) -> dict[str, t.Any]:
-    """A job as the status view shows it."""
-
-    def when(value: dt.datetime | None) -> str | None:
-        return None if value is None else format_time(value)
-
-    return {
-        "id": job.id,
-        "status": job.status,
-        "attempts": job.attempts,
-        "created_at": when(job.created_at),
-        "next_attempt_at": when(job.next_attempt_at) if job.status == "queued" else None,
-        "sent_at": when(job.sent_at),
-        "last_error": job.last_error,
-        "rows": job.row_count,
-        "delivery": job.delivery,
-        "link_expires_at": when(job.link_expires_at),
-        "filters": job.filters,
-    }
-
-
-def exports() -> ResponseReturnValue:
-    """The signed-in admin's recent export jobs, with their status and last error."""
-    state = _state()
-    config = state.config
-    user = _require_admin(config)
-    recent = job_store.recent_jobs(
-        state.engine,
-        requested_by_id=actor_of(user, config).id,
-        tenant_scoped=config.tenant_loader is not None,
-        tenant_id=current_tenant(config),
-    )
-    if _wants_json():
-        return jsonify(jobs=[job_info(job) for job in recent])
-    context = {"jobs": [job_info(job) for job in recent]}
-    return render_template("flask_audit/exports.html", **context)
+    then_exports = request.form.get("then") == THEN_EXPORTS
+    return redirect(url_for(".exports") if then_exports else back_link(), 303)
 
 
 def download(job_id: int) -> ResponseReturnValue:
-    """Serve a mailed link's stored file to its own admin, until the link expires."""
+    """Serve a sent export's stored file to its own admin, until its link expires."""
     state = _state()
     config = state.config
-    user = _require_admin(config)
+    user = require_admin(config)
     try:
         payload = mail.read_download_token(request.args.get("token", ""), config.export_link_max_age)
     except SignatureExpired:
-        _message_page(410, "Link expired", LINK_EXPIRED)
+        message_page(410, "Link expired", LINK_EXPIRED)
     except BadSignature:
-        _refuse(403, LINK_INVALID)
+        refuse(403, LINK_INVALID)
     if payload.get("job") != job_id:  # before any lookup: the id in the URL is the visitor's
-        _refuse(403, LINK_INVALID)
+        refuse(403, LINK_INVALID)
     job = job_store.get_job(state.engine, job_id)
     if job is None or job.status != "sent":
-        _refuse(403, LINK_INVALID)
+        refuse(403, LINK_INVALID)
     requester = actor_of(user, config).id
     in_tenant = not job.tenant_scoped or current_tenant(config) == job.tenant_id
     if (
@@ -263,9 +181,9 @@ def download(job_id: int) -> ResponseReturnValue:
         or payload.get("user") != requester
         or not in_tenant
     ):
-        _refuse(403, LINK_NOT_YOURS)
+        refuse(403, LINK_NOT_YOURS)
     if job.link_expires_at is not None and job.link_expires_at < job_store.utcnow():
-        _message_page(410, "Link expired", LINK_EXPIRED)
+        message_page(410, "Link expired", LINK_EXPIRED)
     return _serve(job, config)
 
 
@@ -277,13 +195,20 @@ def _serve(job: ExportJob, config: AuditConfig) -> Response:
     except FileNotFoundError:  # deleted since: expired, or removed by hand
         handle = None
     if handle is None or path is None:
-        _message_page(410, "Export unavailable", FILE_GONE)
+        message_page(410, "Export unavailable", FILE_GONE)
+    fmt = job_store.job_format(job)
     try:
         current_audit().record(
             "audit.exported",
             activity=f"Downloaded audit log export {job.id}",
             tenant_id=job.tenant_id,
-            details={"job_id": job.id, "filters": job.filters, "rows": job.row_count, "delivery": "download"},
+            details={
+                "job_id": job.id,
+                "filters": job_store.job_filters(job),
+                "rows": job.row_count,
+                "format": fmt,
+                "delivery": "download",
+            },
         )
     except BaseException:
         handle.close()
@@ -291,7 +216,7 @@ def _serve(job: ExportJob, config: AuditConfig) -> Response:
     compressed = path.name.endswith(".gz")
     response = send_file(
         handle,
-        mimetype=mail.GZIP_TYPE if compressed else "text/csv",
+        mimetype=mail.GZIP_TYPE if compressed else format_of(fmt).mimetype,
         as_attachment=True,
         download_name=mail.file_name(job, compressed=compressed),
         conditional=False,

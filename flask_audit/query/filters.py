@@ -1,6 +1,9 @@
 """What the admin asked for: filters read from a query string and checked, page cursors,
 the display time zone and the API's ``limit``.
 
+``q`` is a search in the language of :mod:`flask_audit.query.search`; the other filters
+are one value each, and all of them must match.
+
 The page, the JSON API, the export job and ``flask audit export`` all parse through
 :class:`AuditFilter`, so they can never disagree on what a filter means; turning a filter
 into SQL is :mod:`flask_audit.query.sql`'s job.
@@ -21,8 +24,9 @@ from ..taxonomy import ACTIONS
 from ..taxonomy import ENTITIES
 from ..taxonomy import EVENT_TYPES
 from ..taxonomy import OUTCOMES
+from . import search as search_
 
-FILTER_NAMES = ("entity", "event_type", "actor", "team", "action", "outcome", "start", "end", "cursor")
+FILTER_NAMES = ("q", "entity", "event_type", "actor", "team", "action", "outcome", "start", "end", "cursor")
 MAX_VALUE_LENGTH = 320
 MAX_ID = 2**63 - 1
 _CONTROL = frozenset(chr(code) for code in (*range(32), 127))
@@ -58,8 +62,14 @@ class Cursor:
 
 @dataclasses.dataclass(frozen=True)
 class AuditFilter:
-    """A checked set of filters; every field is optional."""
+    """A checked set of filters; every field is optional.
 
+    ``start`` and ``end`` are the time bounds of everything asked for: with one
+    ``created:`` range in ``q``, they are narrowed to it, so that the chart and the page
+    see one range.
+    """
+
+    q: search_.Search | None = None
     entity: str | None = None
     event_type: str | None = None
     actor: str | None = None
@@ -82,6 +92,9 @@ class AuditFilter:
             if raw is None or str(raw).strip() == "":
                 continue
             text = str(raw).strip()
+            if name == "q":  # the search checks its own length and characters
+                values[name] = text
+                continue
             if len(text) > MAX_VALUE_LENGTH:
                 raise InvalidFilterError(
                     f"The {name} filter is too long (at most {MAX_VALUE_LENGTH} characters)."
@@ -99,7 +112,12 @@ class AuditFilter:
         end = _parse_time(values.get("end"), "end", tz, end_of_day=True)
         if start and end and start > end:
             raise InvalidFilterError("The start date is after the end date.")
+        search = search_.parse(values["q"], timezone=timezone) if "q" in values else None
+        span = search.span() if search else None
+        if span is not None:
+            start, end = _narrowed(start, end, span)
         return cls(
+            q=search,
             entity=values.get("entity"),
             event_type=values.get("event_type"),
             actor=values.get("actor"),
@@ -114,13 +132,18 @@ class AuditFilter:
     def to_args(self, *, with_cursor: bool = False) -> dict[str, str]:
         """The filters as query-string values (for links and stored export jobs)."""
         out: dict[str, str] = {}
+        if self.q is not None:
+            out["q"] = self.q.text
         for field in ("entity", "event_type", "actor", "team", "action", "outcome"):
             value = getattr(self, field)
             if value is not None:
                 out[field] = value
-        if self.start is not None:
+        # A bound that the search's own range gives is left to ``q``: read again, it comes back.
+        span = self.q.span() if self.q is not None else None
+        implied = _narrowed(None, None, span) if span is not None else (None, None)
+        if self.start is not None and self.start != implied[0]:
             out["start"] = self.start.isoformat()
-        if self.end is not None:
+        if self.end is not None and self.end != implied[1]:
             out["end"] = self.end.isoformat()
         if with_cursor and self.cursor is not None:
             out["cursor"] = self.cursor.encode()
@@ -130,6 +153,18 @@ class AuditFilter:
     def is_empty(self) -> bool:
         """No filter narrows the trail (a cursor only moves through it)."""
         return not self.to_args()
+
+
+def _narrowed(
+    start: dt.datetime | None, end: dt.datetime | None, span: search_.Span
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``start`` and (inclusive) ``end`` narrowed to ``span`` (whose end is exclusive)."""
+    if span.low is not None:
+        start = span.low if start is None else max(start, span.low)
+    if span.high is not None:
+        last = span.high - dt.timedelta(microseconds=1)
+        end = last if end is None else min(end, last)
+    return start, end
 
 
 def resolve_timezone(name: str | None, default: str) -> str:

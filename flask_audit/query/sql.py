@@ -14,16 +14,18 @@ import datetime as dt
 import typing as t
 
 import sqlalchemy as sa
-import sqlalchemy.orm as sa_orm
 
+from ..exceptions import InvalidFilterError
 from ..store.models import audit_event_table
 from ..store.models import AuditEvent
+from . import search_sql
 
 # Re-exported: the tests, the benchmarks and other callers import these from here.
 from .filters import AuditFilter
 from .filters import Cursor
-
-Executor = sa.Connection | sa_orm.Session
+from .resolve import connection_of
+from .resolve import Executor as Executor
+from .resolve import resolve
 
 
 class Scope(t.TypedDict):
@@ -50,17 +52,21 @@ def conditions(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> list[sa.ColumnElement[bool]]:
-    """The WHERE clauses of ``flt``: window, tenant scope, filters and (optionally) cursor.
+    """The WHERE clauses of ``flt``: window, tenant scope, filters, search and (optionally) cursor.
 
-    The time bounds (window, start, end, cursor, and ``since`` inclusive and ``until``
-    exclusive) are merged into one lower and one upper bound: given two, SQLite ranges its
-    index scan on the first it meets. A start before the window is clamped to the window,
-    so no backend sees a year 0001.
+    The time bounds (window, start, end, a single ``created:`` range of the search, cursor,
+    and ``since`` inclusive and ``until`` exclusive) are merged into one lower and one upper
+    bound: given two, SQLite ranges its index scan on the first it meets. A start before
+    the window is clamped to the window, so no backend sees a year 0001.
     """
     cols = audit_event_table.c
     cursor = flt.cursor if with_cursor else None
     lowest = [window_start(retention_days, now), flt.start, since]
     highest = [flt.end]
+    span = flt.q.span() if flt.q is not None else None
+    if span is not None:
+        lowest.append(span.low)
+        highest.append(None if span.high is None else span.high - dt.timedelta(microseconds=1))
     if cursor is not None:
         (lowest if cursor.newer else highest).append(cursor.occurred_at)
     lower = max(moment for moment in lowest if moment is not None)
@@ -78,6 +84,8 @@ def conditions(
             where.append(_equals(field, value))
     if flt.actor is not None:
         where.append(_equals("actor_email", flt.actor))
+    if flt.q is not None:
+        where += search_sql.clauses(flt.q)
     if cursor is not None:
         # The tie on the cursor's own time is broken by id; the bound above gives the range.
         at, ident = cursor.occurred_at, cursor.id
@@ -129,6 +137,36 @@ def select_events(
     return sa.select(AuditEvent).where(*where).order_by(*_order(newer))
 
 
+#: A search for at most this many whole values of one field reads one keyset branch each.
+MAX_BRANCHES = 8
+
+
+def check_backend(executor: Executor, flt: AuditFilter) -> None:
+    """Raise :class:`InvalidFilterError` for a search this database cannot run (an ``ip:``
+    network SQLite cannot compare), before any statement does."""
+    reason = search_sql.unsupported(flt.q, connection_of(executor).dialect.name)
+    if reason is not None:
+        raise InvalidFilterError(reason)
+
+
+def value_branches(flt: AuditFilter) -> list[list[sa.ColumnElement[bool]]]:
+    """One extra equality per value when the search allows a few whole values of one field.
+
+    ``actor_email IN (a, b)`` newest first is a scan of the window in time order on SQLite
+    (its planner prefers the index that gives the order), however rare ``a`` and ``b``
+    are; ``actor_email = a`` and ``actor_email = b`` are each a range of
+    ``(tenant_id, actor_email, occurred_at)`` already in order, merged by :func:`fetch_page`.
+    The most specific field with an index is chosen.
+    """
+    if flt.q is not None:
+        for field in ("actor", "team", "type", "entity", "action"):
+            values = search_sql.exact_values(flt.q, field)
+            if values is not None and 1 < len(values) <= MAX_BRANCHES:
+                column = search_sql.COLUMNS[field]
+                return [[search_sql.equals(column, value)] for value in values]
+    return [[]]
+
+
 def tenant_branches(executor: Executor, tenant_scoped: bool) -> list[list[sa.ColumnElement[bool]]]:
     """Extra clauses, one query each, so that the indexes that lead with the tenant serve.
 
@@ -172,6 +210,9 @@ def fetch_page(
 
     Keyset pages stay put while new events arrive, and cost the same at any depth. A
     ``newer`` cursor that reaches the top returns the first page instead of a short one.
+    A search this database cannot run raises :class:`InvalidFilterError` first; its prefixes
+    are narrowed to stored values (:func:`~flask_audit.query.resolve.resolve`) unless the
+    caller did so already.
 
     :param columns: the column names to load (all by default): the page needs fewer.
     """
@@ -182,10 +223,13 @@ def fetch_page(
             picked.append(needed)
     scope = Scope(retention_days=retention_days, tenant_scoped=tenant_scoped, tenant_id=tenant_id)
     newer = flt.cursor is not None and flt.cursor.newer
+    check_backend(executor, flt)
+    flt = resolve(executor, flt, tenant_scoped=tenant_scoped, tenant_id=tenant_id)
     where = conditions(flt, now=now, **scope)
     parts = [
-        sa.select(*picked).where(*where, *branch).order_by(*_order(newer)).limit(limit + 1)
-        for branch in tenant_branches(executor, tenant_scoped)
+        sa.select(*picked).where(*where, *tenants, *values).order_by(*_order(newer)).limit(limit + 1)
+        for tenants in tenant_branches(executor, tenant_scoped)
+        for values in value_branches(flt)
     ]
     stmt = parts[0]
     if len(parts) > 1:

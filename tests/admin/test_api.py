@@ -152,3 +152,37 @@ def test_the_api_is_read_only(make_app: MakeApp) -> None:
     client = site.client(site.admin)
     for method in (client.post, client.put, client.delete):
         assert method(API).status_code == 405
+
+
+def test_q_takes_the_search_language(make_app: MakeApp) -> None:
+    site = build_site(make_app, AUDIT_TENANT_LOADER=TENANT_LOADER)
+    site.insert(
+        site.event("user.login", tenant_id="acme", actor_email="priya@acme.test", activity="in"),
+        site.event("user.login_failed", tenant_id="acme", actor_email="Priya@acme.test", activity="failed"),
+        site.event("team.created", tenant_id="acme", team="Growth", activity="team"),
+        site.event("user.login", tenant_id="globex", actor_email="priya@globex.test", activity="other"),
+    )
+    assert [e["activity"] for e in get(site, "?q=actor:PRI")["events"]] == ["failed", "in"]
+    assert [e["activity"] for e in get(site, "?q=actor:pri -outcome:failure")["events"]] == ["in"]
+    assert [e["activity"] for e in get(site, "?q=actor:pri&outcome=failure")["events"]] == ["failed"]
+    assert [e["activity"] for e in get(site, "?q=type:team.* type:user.login")["events"]] == ["team", "in"]
+    assert get(site, "?q=%20%20")["events"] != []  # blank: no search
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("acter:priya", "Unknown qualifier 'acter:' at column 1 (try actor:)."),
+        ("outcome:maybe", "Unknown outcome 'maybe' at column 9. Choose one of: success, failure."),
+        ('team:"x', 'The quote at column 6 is not closed: end the value with ".'),
+        (
+            "created:2026-02-30",
+            "'2026-02-30' at column 9 is not a date: use YYYY-MM-DD or an ISO 8601 time,"
+            " after >, >=, <, <= or in a range such as 2026-11-01..2026-11-30.",
+        ),
+    ],
+)
+def test_a_bad_q_is_a_json_400_that_points_at_the_token(make_app: MakeApp, query: str, error: str) -> None:
+    site = build_site(make_app)
+    response = site.client(site.admin).get(API, query_string={"q": query})
+    assert (response.status_code, response.json) == (400, {"error": error})

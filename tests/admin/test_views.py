@@ -270,7 +270,7 @@ def test_bad_filters_show_a_message_with_the_form(make_app: MakeApp, query: str,
     html = page(site, f"?{query}", status=400)
     assert message in html
     assert '<div class="fa-alert" role="alert">' in html
-    assert '<form class="fa-card fa-filters"' in html
+    assert '<form id="fa-filter-form" class="fa-card fa-filters"' in html
     assert row_count(html) == 0
 
 
@@ -324,27 +324,30 @@ def test_export_button_follows_the_export_endpoint(make_app: MakeApp) -> None:
     html = page(site)
     has_endpoint = "audit.export" in site.app.view_functions
     assert ("Export audit logs" in html) is has_endpoint
-    assert ('name="csrf_token"' in html) is has_endpoint
+    assert ('formaction="/admin/audit/exports/new"' in html) is has_endpoint
 
 
 def test_without_a_mailer_the_page_says_so_by_the_button(make_app: MakeApp) -> None:
     """Said before a click, not as "on its way" (nor as a refusal) after one."""
     html = page(build_site(make_app))
     assert '<p class="fa-export-note" role="status">Audit log exports are sent by email' in html
-    assert '<form class="fa-export"' not in html
+    assert "exports/new" not in html  # no button that could only be refused
 
 
-def test_export_button_posts_the_filters_with_a_csrf_token(make_app: MakeApp) -> None:
+def test_export_buttons_send_the_filter_forms_current_values_to_the_confirmation(make_app: MakeApp) -> None:
+    """Both buttons submit the filter form itself, so values typed but not applied go too."""
     site = _with_mailer(build_site(make_app, WTF_CSRF_ENABLED=True))
-    if "audit.export" not in site.app.view_functions:
-        site.app.add_url_rule("/test-export", "audit.export", lambda: "queued", methods=["POST"])
     html = page(site, "?entity=Team&start=2026-01-02")
-    form = re.search(r'<form class="fa-export" method="post" action="([^"]+)">(.*?)</form>', html, re.S)
-    assert form is not None
-    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.group(2)))
-    assert len(fields.pop("csrf_token")) > 20
-    assert fields == {"entity": "Team", "start": "2026-01-02", "tz": "UTC"}
-    assert "Export audit logs" in form.group(2)
+    assert '<form id="fa-filter-form" class="fa-card fa-filters" method="get"' in html
+    header = re.search(
+        r'<button type="submit" form="fa-filter-form" formaction="([^"]+)" class="fa-button', html
+    )
+    assert header is not None and header.group(1) == f"{PREFIX}/exports/new"
+    in_form = re.search(
+        r'<button type="submit" class="fa-button" formaction="([^"]+)">Export…</button>', html
+    )
+    assert in_form is not None and in_form.group(1) == f"{PREFIX}/exports/new"
+    assert 'name="csrf_token"' not in html  # a GET to the confirmation; its POST carries the token
 
 
 def test_flashed_messages_are_shown(make_app: MakeApp) -> None:

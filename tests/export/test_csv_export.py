@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as c
 import datetime as dt
 import io
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskCliRunner
 
+from flask_audit.admin.api import FIELDS
 from flask_audit.export import csv_export
 from flask_audit.export.csv_export import export_statement
 from flask_audit.export.csv_export import HEADER
@@ -25,6 +27,7 @@ from flask_audit.store.models import AuditEvent
 from ..conftest import MakeApp
 from ..conftest import stored
 from ..export_fixtures import build_site
+from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
 from ..export_fixtures import Site
 
@@ -76,7 +79,7 @@ def test_header_and_the_cells_of_one_event(site: Site) -> None:
     data = export(site)
     header, row = read_csv(data)
     assert header == list(HEADER)
-    assert data.startswith(b'"Time","Team","Entity","Activity","Action","Actor","IP","Event type",')
+    assert data.startswith(codecs.BOM_UTF8 + b'"Time","Team","Entity","Activity","Action","Actor","IP",')
     assert row == [
         NOW.strftime("%Y-%m-%dT%H:%M:%S.123456Z"),
         "Growth",
@@ -99,7 +102,7 @@ def test_every_cell_is_quoted_and_every_line_ends_with_crlf(site: Site) -> None:
     assert len(lines) == 1 + len(PLAIN)
     assert sorted(line[3] for line in lines[1:]) == sorted(PLAIN)
     # Outside quoted cells there is only ',' and CRLF: remove the cells and count what is left.
-    skeleton = re.sub(rb'"(?:[^"]|"")*"', b"C", data)
+    skeleton = re.sub(rb'"(?:[^"]|"")*"', b"C", data.removeprefix(codecs.BOM_UTF8))
     assert skeleton == (b"C," * 10 + b"C\r\n") * len(lines)
 
 
@@ -208,16 +211,31 @@ def test_rows_stream_in_batches(site: Site) -> None:
     assert [row[3] for row in rows] == [f"event {n}" for n in range(count)]
 
 
-def test_json_lines_keep_values_as_they_are(site: Site) -> None:
-    site.insert(site.event(activity="=1+1", occurred_at=NOW, details={"b": [1], "a": "x"}, tenant_id="acme"))
-    lines = export(site, fmt="jsonl").decode().splitlines()
-    records = [json.loads(line) for line in lines]
-    assert [record["activity"] for record in records] == ["=1+1"]
-    first = records[0]
-    assert first["occurred_at"] == NOW.strftime("%Y-%m-%dT%H:%M:%S.123456Z")
-    assert first["details"] == {"b": [1], "a": "x"}
-    assert list(first) == list(csv_export.JSONL_COLUMNS)
-    assert "uid" not in first and first["tenant_id"] == "acme"
+def test_json_lines_are_the_apis_events_kept_as_they_are(site: Site) -> None:
+    """One object per line, as ``GET <prefix>/api/events`` serialises it: no neutralising,
+    no BOM (this output is for programs), text as UTF-8 rather than escapes."""
+    site.insert(
+        site.event(
+            activity="=1+1",
+            team="Équipe Zoë 🚀",
+            occurred_at=NOW,
+            details={"b": [1], "a": "فريق"},
+            tenant_id="acme",
+            target_type="user",
+            target_id="42",
+        )
+    )
+    data = export(site, fmt="jsonl")
+    assert not data.startswith(codecs.BOM_UTF8)
+    assert data.endswith(b"}\n") and "Équipe Zoë 🚀".encode() in data
+    [record] = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+    assert list(record) == list(FIELDS)
+    assert (record["activity"], record["team"], record["target_id"]) == ("=1+1", "Équipe Zoë 🚀", "42")
+    assert record["occurred_at"] == NOW.strftime("%Y-%m-%dT%H:%M:%S.123456Z")
+    assert record["details"] == {"b": [1], "a": "فريق"}
+    response = site.client(site.admin).get(f"{PREFIX}/api/events", query_string={"team": "Équipe Zoë 🚀"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["events"] == [record]
 
 
 def test_unknown_format_and_method_are_refused(site: Site) -> None:
@@ -300,7 +318,7 @@ def test_closing_an_export_early_frees_the_connection(site: Site) -> None:
     site.insert(*(site.event(occurred_at=NOW - dt.timedelta(seconds=n)) for n in range(count)))
     with site.engine.connect() as conn:
         chunks = csv_export.iter_export(conn, export_statement(AuditFilter(), **EVERYTHING))
-        assert next(chunks).startswith(b'"Time"')
+        assert next(chunks).startswith(codecs.BOM_UTF8 + b'"Time"')
         assert next(chunks).count(b"\r\n") == csv_export.BATCH_SIZE
         chunks.close()
         assert conn.execute(sa.select(sa.func.count()).select_from(AuditEvent)).scalar() == count + 1

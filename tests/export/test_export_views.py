@@ -97,6 +97,11 @@ def test_who_may_export(site: Site, who: str, status: int) -> None:
 
 
 def test_an_export_is_confirmed_on_the_page_with_the_same_filters(site: Site) -> None:
+    """The flash names the filters, in the admin's words and zone, and the row count."""
+    site.insert(
+        site.event(actor_email="bob@example.com", tenant_id="acme"),
+        site.event(actor_email="eve@example.com", tenant_id="acme"),
+    )
     client = site.client(site.admin)
     response = site.export(
         client, entity="Team", actor="bob@example.com", start="2026-01-01", tz="Europe/Berlin"
@@ -111,7 +116,11 @@ def test_an_export_is_confirmed_on_the_page_with_the_same_filters(site: Site) ->
         "tz": ["Europe/Berlin"],
     }
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Your export is on its way to admin@acme.test: the CSV file will arrive by email shortly." in page
+    assert (
+        "Your export of 1 event matching Entity: Team; Actor: bob@example.com; From: 2026-01-01"
+        " (Europe/Berlin) is on its way to admin@acme.test: the CSV file will arrive by email shortly."
+        " Once it is sent, you can also download it from Your exports."
+    ) in page
     job = site.job()
     assert job.timezone == "Europe/Berlin"
     assert job.filters["start"] == "2025-12-31T23:00:00+00:00"
@@ -165,7 +174,7 @@ def test_the_status_view_lists_the_admins_own_jobs(site: Site) -> None:
     ]
     assert listed[1]["last_error"] == "SMTPServerDisconnected: gone"
     page = site.client(site.admin).get(f"{PREFIX}/exports").get_data(as_text=True)
-    assert "SMTPServerDisconnected: gone" in page and "failed" in page
+    assert "SMTPServerDisconnected: gone" in page and ">Failed</span>" in page
 
 
 # -- the download link ---------------------------------------------------------------

@@ -73,6 +73,7 @@ def test_the_worker_sends_a_queued_export(site: Site, smtp_server: SmtpServer) -
         "job_id": job_id,
         "filters": {"entity": "Team"},
         "rows": 1,
+        "format": "csv",
         "delivery": "attachment",
     }
     assert run(site, "--once") == (0, "Ran 0 export job(s): 0 sent, 0 to retry, 0 failed.\n")

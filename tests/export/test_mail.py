@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import collections.abc as c
 import gzip
 import os
@@ -31,7 +32,13 @@ from ..export_fixtures import text_body
 #: The mail does not depend on the database: two backends suffice.
 backends = pytest.mark.backends("sqlite", "postgresql")
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
-NASTY = ['=HYPERLINK("http://evil.example")', "line\nbreak", 'quote " inside', "漢字 🙂", "@SUM(1)"]
+NASTY = [
+    '=HYPERLINK("http://evil.example")',
+    "line\nbreak",
+    'quote " inside',
+    "Équipe Zoë 🚀 فريق 漢字",
+    "@SUM(1)",
+]
 
 
 @pytest.fixture
@@ -70,6 +77,7 @@ def test_the_csv_is_attached_and_reads_back(make_app: MakeApp, smtp_server: Smtp
     name, content_type, data = attachment(message)
     assert (name, content_type) == (mail.file_name(job), "text/csv")
     assert name.endswith(f"-{job.id}.csv")
+    assert data.startswith(codecs.BOM_UTF8)  # so that spreadsheets read it as UTF-8
     rows = read_csv(data)
     assert rows[0][:4] == ["Time", "Team", "Entity", "Activity"]
     assert sorted(row[3] for row in rows[1:]) == sorted(map(expected_cell, NASTY))

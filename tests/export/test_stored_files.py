@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections.abc as c
 import datetime as dt
 import gzip
+import json
 import os
 import pathlib
 import stat
@@ -26,6 +27,7 @@ from flask_audit.store.immutability import drop_statements
 from flask_audit.store.models import audit_event_table
 
 from ..conftest import MakeApp
+from ..export_fixtures import attachment
 from ..export_fixtures import build_site
 from ..export_fixtures import html_body
 from ..export_fixtures import link_in
@@ -132,6 +134,47 @@ def test_an_expired_link_gets_410_and_the_runner_deletes_its_file(
     assert list(export_dir.iterdir()) == []
 
 
+def test_an_attached_export_is_stored_for_the_exports_page_until_it_expires(
+    make_app: MakeApp, smtp_server: SmtpServer, export_dir: pathlib.Path
+) -> None:
+    """The direct download beside the mail: the same bytes, for as long as a link would live."""
+    site = build_site(make_app, smtp_server, **WORKER, AUDIT_EXPORT_DIR=str(export_dir))
+    site.insert(site.event(activity="acme 0", tenant_id="acme"))
+    assert site.export(site.client(site.admin)).status_code == 303
+    assert run(site) == jobs.RunSummary(sent=1)
+    job = site.job()
+    assert job.delivery == "attachment" and job.link_expires_at is not None
+    assert dt.timedelta(days=6, hours=23) < job.link_expires_at - job_store.utcnow() <= dt.timedelta(days=7)
+    path = export_dir / f"{job.id}.csv"
+    assert path.read_bytes() == attachment(smtp_server.messages[0])[2]
+    site.update_job(job.id, link_expires_at=job_store.utcnow() - dt.timedelta(seconds=1))
+    assert run(site) == jobs.RunSummary()
+    assert list(export_dir.iterdir()) == []
+
+
+def test_a_large_json_lines_export_is_stored_gzipped_under_its_own_name(
+    make_app: MakeApp, smtp_server: SmtpServer, export_dir: pathlib.Path
+) -> None:
+    site = build_site(
+        make_app,
+        smtp_server,
+        **{**LINKED, "AUDIT_EXPORT_DIR": str(export_dir)},
+        AUDIT_EXPORT_COMPRESS_ABOVE_BYTES=10,
+    )
+    site.insert(*(site.event(activity=f"acme {n}", tenant_id="acme") for n in range(3)))
+    assert site.export(site.client(site.admin), format="jsonl").status_code == 303
+    assert run(site) == jobs.RunSummary(sent=1)
+    job = site.job()
+    assert [entry.name for entry in export_dir.iterdir()] == [f"{job.id}.jsonl.gz"]
+    response = site.download(site.admin, link_in(smtp_server.messages[0]))
+    assert response.status_code == 200 and response.mimetype == "application/gzip"
+    disposition = parse_options_header(response.headers["Content-Disposition"])
+    assert disposition == ("attachment", {"filename": mail.file_name(job, compressed=True)})
+    assert disposition[1]["filename"].endswith(f"-{job.id}.jsonl.gz")
+    lines = gzip.decompress(response.get_data()).decode("utf-8").splitlines()
+    assert [json.loads(line)["activity"] for line in lines] == ["acme 2", "acme 1", "acme 0"]
+
+
 def test_a_file_gone_before_its_link_expired_gets_410(
     make_app: MakeApp, smtp_server: SmtpServer, export_dir: pathlib.Path
 ) -> None:
@@ -150,12 +193,12 @@ def test_the_runner_deletes_files_of_failed_or_missing_jobs_and_keeps_the_rest(
     failed, waiting = site.queued_job(), site.queued_job()
     site.update_job(failed, status="failed")
     export_dir.mkdir()
-    for name in (f"{failed}.csv", f"{waiting}.csv.gz", "999999.csv", "notes.txt"):
+    for name in (f"{failed}.csv", f"{failed}.jsonl", f"{waiting}.jsonl.gz", "999999.csv.gz", "notes.txt"):
         (export_dir / name).write_bytes(b"x")
     with site.app.app_context():
         config = site.app.extensions["audit"].config
-        assert files.purge(site.engine, config, job_store.utcnow()) == 2
-    assert sorted(entry.name for entry in export_dir.iterdir()) == [f"{waiting}.csv.gz", "notes.txt"]
+        assert files.purge(site.engine, config, job_store.utcnow()) == 3
+    assert sorted(entry.name for entry in export_dir.iterdir()) == [f"{waiting}.jsonl.gz", "notes.txt"]
 
 
 def test_a_job_that_fails_for_good_leaves_no_file(
