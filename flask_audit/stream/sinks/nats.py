@@ -18,13 +18,15 @@ import typing as t
 from ...exceptions import AuditConfigError
 from ..wire import Message
 from . import option
+from .loop import close_quietly
+from .loop import LoopSink
 
 if t.TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.js import JetStreamContext
 
 
-class NatsSink:
+class NatsSink(LoopSink):
     """Publishes to ``subject`` on ``servers``; ``stream`` (optional) is created if missing."""
 
     def __init__(self, name: str, options: c.Mapping[str, t.Any]) -> None:
@@ -40,7 +42,7 @@ class NatsSink:
         self.subject = option(name, options, "subject", str)
         self.stream = option(name, options, "stream", str, None)
         self.timeout = float(option(name, options, "timeout", (int, float), 5.0))
-        self._loop = asyncio.new_event_loop()
+        super().__init__()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
@@ -83,16 +85,4 @@ class NatsSink:
 
     async def _disconnect(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
-        if nc is not None and not nc.is_closed:
-            try:
-                await nc.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-
-    def send(self, messages: c.Sequence[Message]) -> None:
-        self._loop.run_until_complete(self._send(messages))
-
-    def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._disconnect())
-            self._loop.close()
+        await close_quietly(nc)

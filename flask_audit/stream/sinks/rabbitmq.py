@@ -17,12 +17,14 @@ import typing as t
 from ...exceptions import AuditConfigError
 from ..wire import Message
 from . import option
+from .loop import close_quietly
+from .loop import LoopSink
 
 if t.TYPE_CHECKING:
     import aio_pika.abc
 
 
-class RabbitMQSink:
+class RabbitMQSink(LoopSink):
     """Publishes to ``exchange`` (default: the default exchange) with ``routing_key``.
 
     ``queue``, if given, is declared durable and is the routing key on the default exchange.
@@ -45,7 +47,7 @@ class RabbitMQSink:
                 f"AUDIT_STREAMS[{name!r}] needs an 'exchange', a 'routing_key' or a 'queue'."
             )
         self.timeout = float(option(name, options, "timeout", (int, float), 10.0))
-        self._loop = asyncio.new_event_loop()
+        super().__init__()
         self._conn: aio_pika.abc.AbstractRobustConnection | aio_pika.abc.AbstractConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
@@ -54,7 +56,7 @@ class RabbitMQSink:
 
         if self._exchange is not None and self._conn is not None and not self._conn.is_closed:
             return self._exchange
-        await self._close()
+        await self._disconnect()
         self._conn = await aio_pika.connect(self.url, timeout=self.timeout)
         channel = await self._conn.channel(publisher_confirms=True)
         if self.queue:
@@ -89,21 +91,9 @@ class RabbitMQSink:
             ]
             await asyncio.wait_for(asyncio.gather(*confirms), self.timeout + len(messages) / 1000)
         except BaseException:
-            await self._close()
+            await self._disconnect()
             raise
 
-    async def _close(self) -> None:
+    async def _disconnect(self) -> None:
         conn, self._conn, self._exchange = self._conn, None, None
-        if conn is not None and not conn.is_closed:
-            try:
-                await conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-
-    def send(self, messages: c.Sequence[Message]) -> None:
-        self._loop.run_until_complete(self._send(messages))
-
-    def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._close())
-            self._loop.close()
+        await close_quietly(conn)
