@@ -122,6 +122,20 @@ AXE_DEFAULT = os.path.join(
 )
 
 
+@pytest.fixture(scope="module")
+def browser() -> c.Iterator[t.Any]:
+    """Headless Chromium from Debian, driven by Playwright (imported here only when asked)."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser_fixtures import CHROMIUM
+    from .browser_fixtures import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
 @pytest.fixture(scope="session")
 def axe_script() -> str:
     """The source of axe-core, for browser tests to inject into a page.

@@ -406,10 +406,3 @@ def forms_of(page: str) -> list[Form]:
     reader.feed(page)
     reader.close()
     return reader.forms
-
-
-def session_cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
-    """Flask-Login's signed-in session for ``user_id``, as a browser cookie for ``url``."""
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
-    return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}

@@ -22,7 +22,6 @@ import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import expect
 from playwright.sync_api import Page
-from playwright.sync_api import sync_playwright
 
 from demo_app import seed
 from demo_app.extensions import db
@@ -38,27 +37,9 @@ from .demo_fixtures import totp_code
 
 pytestmark = pytest.mark.backends("sqlite")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Where the tour saves its screenshot; ``docs/_static/audit-page.png`` refreshes the README's.
 SCREENSHOT_ENV = "FLASK_AUDIT_SCREENSHOT"
 SAMPLE = pathlib.Path(seed.__file__).with_name("sample_idp_metadata.xml")
-
-
-@pytest.fixture(scope="module")
-def browser() -> c.Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Site(t.NamedTuple):

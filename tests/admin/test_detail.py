@@ -7,7 +7,6 @@ sees. The browser tests run on SQLite only; they need ``axe-core`` (see :func:`a
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import html as html_
 import re
@@ -16,9 +15,7 @@ import zoneinfo
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from playwright.sync_api import Browser
-from playwright.sync_api import sync_playwright
 
 from flask_audit import signals
 from flask_audit.admin import details
@@ -26,6 +23,7 @@ from flask_audit.store.models import audit_event_table
 
 from ..apps import Team
 from ..apps import User
+from ..browser_fixtures import signed_in_cookie
 from ..conftest import audit_of
 from ..conftest import db
 from ..conftest import MakeApp
@@ -412,25 +410,6 @@ def test_unreadable_details_are_a_modification_not_an_error(make_app: MakeApp) -
 
 
 # -- in Chromium -----------------------------------------------------------------------------
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-#: Where axe-core's ``axe.min.js`` is looked for when ``FLASK_AUDIT_AXE_JS`` does not name it.
-
-
-@pytest.fixture(scope="module")
-def browser() -> c.Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def signed_in_cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
-    """Flask-Login's session for ``user_id``, as the browser's cookie."""
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
-    return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}
 
 
 def rich_event(site: Site) -> int:

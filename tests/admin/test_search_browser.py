@@ -8,40 +8,20 @@ SQLite only: the browser sees the same HTML on every backend.
 
 from __future__ import annotations
 
-import collections.abc as c
-import typing as t
 import urllib.parse
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Browser
 from playwright.sync_api import Page
-from playwright.sync_api import sync_playwright
 
+from ..browser_fixtures import signed_in_cookie
+from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
 from ..demo_fixtures import LiveServer
 from ..views_fixtures import build_site
 from ..views_fixtures import PREFIX
 from ..views_fixtures import Site
 from ..views_fixtures import TENANT_LOADER
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-SIZES = [(390, 844), (1366, 900)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> c.Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
-    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
-    value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
-    return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}
 
 
 def _site(make_app: MakeApp) -> Site:
@@ -80,7 +60,7 @@ def test_a_search_typed_and_sent_without_javascript(
     with LiveServer(site.app) as server:
         context = browser.new_context(java_script_enabled=False, viewport={"width": width, "height": height})
         try:
-            context.add_cookies([_cookie(site.app, site.admin, server.url)])  # type: ignore[list-item]
+            context.add_cookies([signed_in_cookie(site.app, site.admin, server.url)])  # type: ignore[list-item]
             page = context.new_page()
             page.set_default_timeout(10_000)
             page.goto(f"{server.url}{PREFIX}/")
@@ -109,7 +89,7 @@ def test_a_search_typed_and_sent_without_javascript(
         # axe-core and the layout are measured with scripts on: the same pages, the help open.
         context = browser.new_context(viewport={"width": width, "height": height})
         try:
-            context.add_cookies([_cookie(site.app, site.admin, server.url)])  # type: ignore[list-item]
+            context.add_cookies([signed_in_cookie(site.app, site.admin, server.url)])  # type: ignore[list-item]
             page = context.new_page()
             page.set_default_timeout(10_000)
             page.goto(server.url + found)

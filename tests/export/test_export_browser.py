@@ -13,35 +13,24 @@ import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import BrowserContext
 from playwright.sync_api import expect
-from playwright.sync_api import sync_playwright
 
 from flask_audit.export import jobs
 
+from ..browser_fixtures import signed_in_cookie
+from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
 from ..demo_fixtures import LiveServer
 from ..export_fixtures import build_site
 from ..export_fixtures import PREFIX
 from ..export_fixtures import running_smtp_server
-from ..export_fixtures import session_cookie
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
 
 pytestmark = pytest.mark.backends("sqlite")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
-SIZES = [(390, 844), (1366, 900)]
 TEAM = "Équipe Zoë 🚀 / فريق"
-
-
-@pytest.fixture(scope="module")
-def browser() -> c.Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -83,7 +72,7 @@ def signed_in(
     browser: Browser, site: Site, url: str, user: int | None = None, **options: t.Any
 ) -> BrowserContext:
     context = browser.new_context(**options)
-    cookie = session_cookie(site.app, user or site.admin, url)
+    cookie = signed_in_cookie(site.app, user or site.admin, url)
     context.add_cookies([cookie])  # type: ignore[list-item]
     return context
 

@@ -1,0 +1,30 @@
+"""Shared by the browser tests: Debian's Chromium as Playwright launches it, and a signed-in cookie.
+
+Chromium is never downloaded here; the flags keep it from reaching for the network, which
+this machine refuses (see README: the suite's Debian packages).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask import Flask
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SIZES = [(390, 844), (1366, 900)]
+
+
+def signed_in_cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
+    """Flask-Login's session for ``user_id``, as the browser's cookie."""
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
+    return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}
