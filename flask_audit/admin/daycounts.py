@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import math
 import typing as t
 import zoneinfo
 
 import sqlalchemy as sa
-from sqlalchemy.ext import compiler as sa_compiler
 
 from ..query.filters import AuditFilter
 from ..query.sql import conditions
@@ -25,69 +23,12 @@ from ..query.sql import Scope
 from ..query.sql import tenant_branches
 from ..query.sql import window_start
 from ..store.models import audit_event_table
+from . import daytotals
+from .localdays import as_date
+from .localdays import LocalDate
+from .localdays import offset_runs
 
 ChartKey = tuple[t.Any, ...]
-
-
-class _LocalDate(sa.sql.functions.GenericFunction[dt.date]):
-    """``date(occurred_at + shift)``: the calendar date at a fixed UTC offset, per dialect."""
-
-    type = sa.Date()
-    name = "flask_audit_local_date"
-    inherit_cache = True
-
-
-@sa_compiler.compiles(_LocalDate)
-def _local_date_sqlite(element: _LocalDate, compiler: sa.sql.compiler.SQLCompiler, **kw: t.Any) -> str:
-    column, shift = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"date({column}, {shift} || ' seconds')"
-
-
-@sa_compiler.compiles(_LocalDate, "postgresql")
-def _local_date_postgresql(element: _LocalDate, compiler: sa.sql.compiler.SQLCompiler, **kw: t.Any) -> str:
-    column, shift = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"date({column} + make_interval(secs => {shift}))"
-
-
-@sa_compiler.compiles(_LocalDate, "mysql")
-@sa_compiler.compiles(_LocalDate, "mariadb")
-def _local_date_mysql(element: _LocalDate, compiler: sa.sql.compiler.SQLCompiler, **kw: t.Any) -> str:
-    column, shift = (compiler.process(clause, **kw) for clause in element.clauses)
-    return f"date({column} + INTERVAL {shift} SECOND)"
-
-
-def _offset_runs(
-    tz: dt.tzinfo, start: dt.datetime, end: dt.datetime
-) -> list[tuple[dt.datetime, dt.datetime, int]]:
-    """``[start, end)`` cut where ``tz``'s UTC offset changes, with each run's offset in seconds.
-
-    Probes every six hours and bisects to the second: zones change offset at most a few
-    times a year, never twice within six hours.
-    """
-
-    def offset(moment: dt.datetime) -> int:
-        return int(t.cast(dt.timedelta, moment.astimezone(tz).utcoffset()).total_seconds())
-
-    runs: list[tuple[dt.datetime, dt.datetime, int]] = []
-    begin, current, probe = start, offset(start), start
-    step = dt.timedelta(hours=6)
-    while probe < end:
-        ahead = min(probe + step, end)
-        if offset(ahead) != current:
-            # Offsets change on whole seconds: bisect over epoch seconds.
-            low, high = math.floor(probe.timestamp()), math.ceil(ahead.timestamp())
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (middle, high) if offset(_at(middle)) == current else (low, middle)
-            runs.append((begin, _at(high), current))
-            begin, current = _at(high), offset(_at(high))
-        probe = ahead
-    runs.append((begin, end, current))
-    return runs
-
-
-def _at(seconds: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
 
 
 def count_by_day(
@@ -119,7 +60,7 @@ def count_by_day(
     ends = [moment for moment in (until, flt.end) if moment]
     end = min(ends) if ends else now + dt.timedelta(days=1)
     counts: dict[dt.date, int] = {}
-    runs = _offset_runs(tz, begin, end) if begin <= end else []
+    runs = offset_runs(tz, begin, end) if begin <= end else []
     branches = tenant_branches(executor, tenant_scoped) if runs else []
     for number, (low, high, shift) in enumerate(runs):
         last = number == len(runs) - 1
@@ -127,22 +68,14 @@ def count_by_day(
         day = (
             sa.func.date(cols.occurred_at, type_=sa.Date)
             if shift == 0
-            else _LocalDate(cols.occurred_at, sa.literal(shift, sa.Integer()))
+            else LocalDate(cols.occurred_at, sa.literal(shift, sa.Integer()))
         )
         for branch in branches:
             stmt = sa.select(day.label("day"), sa.func.count().label("events"))
             for row in executor.execute(stmt.where(*where, *branch).group_by(day)):
-                key = _as_date(row.day)
+                key = as_date(row.day)
                 counts[key] = counts.get(key, 0) + int(row.events)
     return counts
-
-
-def _as_date(value: t.Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,8 +169,7 @@ def chart_counts(
         today_starts = bounds(today)[0]
         past = cache.get(key, today_starts, now)
         if past is None:
-            whole = dataclasses.replace(flt, start=None, end=None, cursor=None)
-            past = count_by_day(executor, whole, timezone=timezone, until=today_starts, now=now, **scope)
+            past = _past_counts(executor, flt, done, timezone=timezone, bounds=bounds, now=now, **scope)
             cache.put(key, today_starts, now, past)
         counts.update({day: past.get(day, 0) for day in done})
     settled_days = set(done)
@@ -246,6 +178,41 @@ def chart_counts(
         found = count_by_day(executor, flt, timezone=timezone, since=since, until=until, now=now, **scope)
         counts.update(found)
     return [(day, counts.get(day, 0)) for day in days]
+
+
+def _past_counts(
+    executor: Executor,
+    flt: AuditFilter,
+    days: list[dt.date],
+    *,
+    timezone: str,
+    bounds: t.Callable[[dt.date], tuple[dt.datetime, dt.datetime]],
+    now: dt.datetime,
+    retention_days: int,
+    tenant_scoped: bool,
+    tenant_id: str | None,
+) -> dict[dt.date, int]:
+    """Counts of closed ``days``: from the kept day totals where they serve, else from the rows."""
+    whole = dataclasses.replace(flt, start=None, end=None, cursor=None)
+    counts: dict[dt.date, int] = {}
+    if isinstance(executor, sa.Connection) and daytotals.answers(whole):
+        counts = daytotals.kept_counts(
+            executor,
+            whole,
+            days,
+            timezone=timezone,
+            tenant_scoped=tenant_scoped,
+            tenant_id=tenant_id,
+            window_starts=window_start(retention_days, now),
+            now=now,
+        )
+    scope = Scope(retention_days=retention_days, tenant_scoped=tenant_scoped, tenant_id=tenant_id)
+    for run in _runs([day for day in days if day not in counts]):
+        since, until = bounds(run[0])[0], bounds(run[-1])[1]
+        counts.update(
+            count_by_day(executor, whole, timezone=timezone, since=since, until=until, now=now, **scope)
+        )
+    return counts
 
 
 def _runs(days: list[dt.date]) -> list[list[dt.date]]:

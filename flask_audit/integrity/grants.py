@@ -7,7 +7,8 @@ another, the *runtime role*, which may:
 
 - read and insert events and seals (record, read, seal, verify, export, replay);
 - read, insert, update and delete export jobs, and read, insert and update the failed
-  sign-in counters (``audit_login_fold``) and the stream cursors (``audit_stream``);
+  sign-in counters (``audit_login_fold``) and the stream cursors (``audit_stream``), and
+  read, insert and delete the admin chart's day totals (``audit_day_total``);
 - delete old events only through :data:`PRUNE_ROUTINE`, which runs with the owner's rights
   and deletes only rows older than the retention window fixed in it when the grants were
   made, never the newest event, and, once the trail is sealed, only ids a ``prune`` link
@@ -35,6 +36,7 @@ import sqlalchemy as sa
 from ..exceptions import AuditError
 from ..store.models import AuditBase
 from ..store.models import EXPORT_JOB_TABLE_NAME
+from ..store.models import DAY_TOTAL_TABLE_NAME
 from ..store.models import LOGIN_FOLD_TABLE_NAME
 from ..store.models import SEAL_TABLE_NAME
 from ..store.models import STREAM_TABLE_NAME
@@ -51,6 +53,7 @@ RUNTIME_PRIVILEGES: dict[str, tuple[str, ...]] = {
     EXPORT_JOB_TABLE_NAME: ("SELECT", "INSERT", "UPDATE", "DELETE"),
     LOGIN_FOLD_TABLE_NAME: ("SELECT", "INSERT", "UPDATE"),
     STREAM_TABLE_NAME: ("SELECT", "INSERT", "UPDATE"),
+    DAY_TOTAL_TABLE_NAME: ("SELECT", "INSERT", "DELETE"),
 }
 
 #: Privileges that would let the runtime role rewrite a table (unless it needs them there).

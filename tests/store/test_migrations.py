@@ -30,7 +30,7 @@ from flask_audit.store.rows import enabled_row
 from ..conftest import db
 from ..conftest import MakeApp
 
-REVISION = "fa0007_create_audit_stream"
+REVISION = "fa0008_create_audit_day_total"
 COMPARE = {"compare_type": True, "compare_server_default": True}
 PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
 ENV_PY = """
@@ -85,10 +85,18 @@ def _schema(conn: sa.Connection) -> dict[str, t.Any]:
             ],
             "primary_key": inspector.get_pk_constraint(name),
             "unique": sorted(inspector.get_unique_constraints(name), key=lambda item: str(item["name"])),
-            "indexes": sorted(inspector.get_indexes(name), key=lambda index: str(index["name"])),
+            "indexes": sorted(
+                map(_comparable, inspector.get_indexes(name)), key=lambda index: str(index["name"])
+            ),
             "checks": inspector.get_check_constraints(name),
         }
     return schema
+
+
+def _comparable(index: t.Any) -> dict[str, t.Any]:
+    """An index as reflected, its partial ``WHERE`` (a clause object) as text."""
+    options = {key: str(value) for key, value in index.get("dialect_options", {}).items()}
+    return {**index, "dialect_options": options}
 
 
 def _all_triggers(conn: sa.Connection) -> set[str]:
