@@ -3,11 +3,12 @@
 The table is filled as ``prune_bench.py`` fills it. Then, for each sink in ``--sinks``, a
 destination starting at cursor 0 is drained by one worker (``Relay.run(until_idle=True)``)
 and timed: ``jsonl`` (a file, fsynced per batch), ``webhook`` (a loopback receiver that
-answers 204), ``nats`` (a JetStream stream of its own on ``FLASK_AUDIT_NATS_URL``),
+answers 204), ``otlp`` (the same receiver, one JSON ``ExportLogsServiceRequest`` per
+batch), ``nats`` (a JetStream stream of its own on ``FLASK_AUDIT_NATS_URL``),
 ``rabbitmq`` (a durable queue of its own on ``FLASK_AUDIT_AMQP_URL``) and ``null`` (the
 worker's own cost: read, encode, cursor). Each database is run ``--repeats`` times.
 
-    .venv/bin/python benchmarks/stream_relay.py --events 20000 --sinks jsonl,webhook,nats,rabbitmq
+    .venv/bin/python benchmarks/stream_relay.py --events 20000 --sinks jsonl,webhook,otlp,nats,rabbitmq
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from flask_audit.stream.wire import Message
 NATS_URL = os.environ.get("FLASK_AUDIT_NATS_URL", "nats://127.0.0.1:4222")
 AMQP_URL = os.environ.get("FLASK_AUDIT_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 SECRET = "whsec_YmVuY2htYXJrLXdlYmhvb2stc2VjcmV0LTMyYnl0ZXM="
-SINKS = ("null", "jsonl", "webhook", "nats", "rabbitmq")
+SINKS = ("null", "jsonl", "webhook", "otlp", "nats", "rabbitmq")
 
 
 class NullSink:
@@ -111,6 +112,9 @@ def destination(sink: str, folder: str) -> c.Iterator[dict[str, t.Any]]:
     elif sink == "webhook":
         with receiver() as url:
             yield {"sink": "webhook", "url": url, "secret": SECRET}
+    elif sink == "otlp":
+        with receiver() as url:
+            yield {"sink": "otlp", "endpoint": url}
     elif sink == "nats":
         name, subject = f"bench_{tag}", f"bench_{tag}.events"
         asyncio.run(_nats_stream(name, subject, True))

@@ -6,6 +6,10 @@ attribute, only those of the event's tenant (all of them for an event without on
 Flask-Login app has no list of users the extension could read: there, alerts are recorded
 (as ``audit.alert_sent`` with outcome ``failure``, naming the missing setting) but mailed
 to nobody until ``AUDIT_ALERT_RECIPIENTS`` is set.
+
+A recipient ``"stream:NAME"`` names an ``AUDIT_STREAMS`` destination instead of an address:
+the alert is not mailed there but carried by its ``audit.alert_sent`` event, which that
+destination then receives through the outbox whatever its event type filters say.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from . import settings
 if t.TYPE_CHECKING:
     from .rules import AlertRule
 
+STREAM_PREFIX = "stream:"
 NO_RECIPIENTS = (
     "No recipients: set AUDIT_ALERT_RECIPIENTS to a list of addresses or callable(tenant_id) -> addresses"
 )
@@ -29,6 +34,13 @@ def _tenant_of(user: t.Any) -> t.Any:
         if hasattr(user, name):
             return getattr(user, name)
     return None
+
+
+def split(recipients: t.Iterable[str]) -> tuple[list[str], list[str]]:
+    """``recipients`` as mail addresses and stream destination names, each without repeats."""
+    addresses = [each for each in recipients if not each.startswith(STREAM_PREFIX)]
+    streams = [each[len(STREAM_PREFIX) :] for each in recipients if each.startswith(STREAM_PREFIX)]
+    return list(dict.fromkeys(addresses)), list(dict.fromkeys(streams))
 
 
 def security_admins(app: Flask, tenant_id: str | None) -> list[str]:

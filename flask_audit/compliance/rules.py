@@ -2,7 +2,8 @@
 
 A rule names event types, an optional condition, a threshold of events within a window
 (counted in the trail per ``key``, such as the account or the address of failed sign-ins),
-and optional fixed recipients. ``AUDIT_ALERTS`` is ``None`` for :data:`DEFAULT_RULES`, a
+and optional fixed recipients (addresses, or ``"stream:NAME"`` for an ``AUDIT_STREAMS``
+destination). ``AUDIT_ALERTS`` is ``None`` for :data:`DEFAULT_RULES`, a
 list of rule mappings to replace them, or a mapping ``{name: mapping or False}`` to change
 or turn off some of them::
 
@@ -117,6 +118,12 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
         "The audit trail needs attention",
         key="target_id",
     ),
+    AlertRule(
+        "audit_stream_failing",
+        frozenset({"audit.stream_failing"}),
+        "An audit log stream is failing",
+        key="target_id",
+    ),
 )
 
 _FIELDS = {"events", "title", "when", "threshold", "window", "key", "recipients"}
@@ -152,6 +159,12 @@ def rule_from_mapping(name: str, data: c.Mapping[str, t.Any], base: AlertRule | 
     if key is not None and key not in KEYS:
         raise AuditConfigError(f"AUDIT_ALERTS[{name!r}]: key must be one of {', '.join(KEYS)}, not {key!r}.")
     recipients = data.get("recipients", base.recipients if base else None)
+    if recipients is not None and (
+        isinstance(recipients, str) or not all(isinstance(each, str) and each for each in recipients)
+    ):
+        raise AuditConfigError(
+            f"AUDIT_ALERTS[{name!r}]: recipients must be a list of addresses or 'stream:<destination>'."
+        )
     return AlertRule(
         name=name,
         events=frozenset(events),

@@ -28,6 +28,10 @@ DEFAULTS: dict[str, t.Any] = {
     # A list of addresses, or callable(tenant_id) -> addresses; None: the users holding
     # AUDIT_ADMIN_ROLE under Flask-Security-Too, and nobody otherwise.
     "AUDIT_ALERT_RECIPIENTS": None,
+    # An alert mail refused for a reason that may pass is tried again after this many
+    # seconds, doubled each time, until AUDIT_ALERT_MAX_ATTEMPTS attempts have failed.
+    "AUDIT_ALERT_RETRY_DELAY": 60,
+    "AUDIT_ALERT_MAX_ATTEMPTS": 5,
     # A mapping {tenant_id: days} or callable(tenant_id) -> days or None: how long a tenant
     # keeps its events; never less than AUDIT_RETENTION_DAYS.
     "AUDIT_TENANT_RETENTION_DAYS": None,
@@ -47,6 +51,8 @@ class ComplianceConfig:
 
     alerts: t.Any
     recipients: Recipients | None
+    retry_delay: float
+    max_attempts: int
     tenant_days: TenantDays | None
     health_file: str
     status_window: int
@@ -111,17 +117,53 @@ def load(app: Flask) -> ComplianceConfig:
     window = cfg["AUDIT_STATUS_WINDOW"]
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise AuditConfigError(f"AUDIT_STATUS_WINDOW must be a number of seconds, not {window!r}.")
+    delay, attempts = cfg["AUDIT_ALERT_RETRY_DELAY"], cfg["AUDIT_ALERT_MAX_ATTEMPTS"]
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay <= 0:
+        raise AuditConfigError(
+            f"AUDIT_ALERT_RETRY_DELAY must be a positive number of seconds, not {delay!r}."
+        )
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise AuditConfigError(
+            f"AUDIT_ALERT_MAX_ATTEMPTS must be a whole number of at least 1, not {attempts!r}."
+        )
     health = cfg["AUDIT_HEALTH_FILE"] or os.path.join(app.instance_path, "audit-health.json")
     from .rules import rules_from_setting
 
+    alerts = rules_from_setting(cfg["AUDIT_ALERTS"])
+    check_stream_recipients(app, alerts, cfg["AUDIT_ALERT_RECIPIENTS"])
     found = _CONFIGS[app] = ComplianceConfig(
-        alerts=rules_from_setting(cfg["AUDIT_ALERTS"]),
+        alerts=alerts,
         recipients=_recipients(cfg["AUDIT_ALERT_RECIPIENTS"]),
+        retry_delay=float(delay),
+        max_attempts=attempts,
         tenant_days=_tenant_days(cfg["AUDIT_TENANT_RETENTION_DAYS"]),
         health_file=os.fspath(health),
         status_window=window,
     )
     return found
+
+
+def unknown_streams(app: Flask, recipients: c.Iterable[str]) -> list[str]:
+    """The ``stream:NAME`` recipients whose NAME is no ``AUDIT_STREAMS`` destination."""
+    from .recipients import split
+
+    streams = app.config.get("AUDIT_STREAMS") or {}
+    known = set(streams) if isinstance(streams, c.Mapping) else set()
+    return [name for name in split(recipients)[1] if name not in known]
+
+
+def check_stream_recipients(app: Flask, rules: c.Iterable[t.Any], fixed: t.Any) -> None:
+    """Fail at start-up when a rule or ``AUDIT_ALERT_RECIPIENTS`` names an unknown destination."""
+    named = [(f"AUDIT_ALERTS[{rule.name!r}]", rule.recipients or ()) for rule in rules]
+    if isinstance(fixed, list | tuple):
+        named.append(("AUDIT_ALERT_RECIPIENTS", fixed))
+    for where, recipients in named:
+        unknown = unknown_streams(app, recipients)
+        if unknown:
+            raise AuditConfigError(
+                f"{where}: 'stream:{unknown[0]}' names no AUDIT_STREAMS destination"
+                f" (configured: {', '.join(sorted(app.config.get('AUDIT_STREAMS') or {})) or 'none'})."
+            )
 
 
 def tenant_window(app: Flask, tenant_id: str | None) -> int:

@@ -35,8 +35,8 @@ import sqlalchemy as sa
 
 from ..exceptions import AuditError
 from ..store.models import AuditBase
-from ..store.models import EXPORT_JOB_TABLE_NAME
 from ..store.models import DAY_TOTAL_TABLE_NAME
+from ..store.models import EXPORT_JOB_TABLE_NAME
 from ..store.models import LOGIN_FOLD_TABLE_NAME
 from ..store.models import SEAL_TABLE_NAME
 from ..store.models import STREAM_TABLE_NAME

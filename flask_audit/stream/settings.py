@@ -115,7 +115,7 @@ def parse_destination(name: t.Any, spec: t.Any) -> Destination:
     sink = spec.get("sink")
     if not (isinstance(sink, str) and sink) and not callable(sink):
         raise AuditConfigError(
-            f"{where}['sink'] must name a sink (jsonl, stdout, webhook, nats, rabbitmq),"
+            f"{where}['sink'] must name a sink (jsonl, stdout, webhook, nats, rabbitmq, otlp),"
             f" an import string 'pkg.module:factory' or a callable, not {sink!r}."
         )
     form = spec.get("format", "flask-audit")

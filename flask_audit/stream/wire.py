@@ -24,6 +24,7 @@ from .ocsf import to_ocsf
 from .settings import Destination
 
 SCHEMA = "flask-audit.event/1"
+ALERT_SENT = "audit.alert_sent"
 _SEALS = audit_seal_table
 
 
@@ -42,14 +43,27 @@ def selects(destination: Destination, row: t.Any) -> bool:
     """Whether ``row`` passes the destination's event type, entity and tenant filters.
 
     Event types may end in ``*`` (``"user.*"``); an empty filter lets everything through.
+    An ``audit.alert_sent`` event whose alert names this destination (``"stream:NAME"``
+    among a rule's recipients) passes the type and entity filters: the alert was sent here.
+    The tenant filter still applies.
     """
+    if destination.tenants and row.tenant_id not in destination.tenants:
+        return False
+    if alert_for(destination, row):
+        return True
     if destination.event_types and not any(
         fnmatch.fnmatchcase(row.event_type, pattern) for pattern in destination.event_types
     ):
         return False
-    if destination.entities and row.entity not in destination.entities:
+    return not destination.entities or row.entity in destination.entities
+
+
+def alert_for(destination: Destination, row: t.Any) -> bool:
+    """Whether ``row`` is an alert sent to ``destination``."""
+    if row.event_type != ALERT_SENT or not isinstance(row.details, dict):
         return False
-    return not destination.tenants or row.tenant_id in destination.tenants
+    streams = row.details.get("streams")
+    return isinstance(streams, list) and destination.name in streams
 
 
 def keyed_hash(key: bytes, value: t.Any) -> str | None:

@@ -24,7 +24,7 @@ from .fixtures import SECRET
     [
         ("has space", {"sink": "stdout"}, "AUDIT_STREAMS: 'has space' is not a valid destination name"),
         ("a", "stdout", "AUDIT_STREAMS['a'] must be a dict with at least a 'sink', not 'stdout'."),
-        ("a", {}, "AUDIT_STREAMS['a']['sink'] must name a sink (jsonl, stdout, webhook, nats, rabbitmq)"),
+        ("a", {}, "AUDIT_STREAMS['a']['sink'] must name a sink (jsonl, stdout, webhook, nats, rabbitmq,"),
         (
             "a",
             {"sink": "stdout", "mask": "ip"},

@@ -46,6 +46,7 @@ BUILT_IN = {
     "webhook": "flask_audit.stream.sinks.webhook:WebhookSink",
     "nats": "flask_audit.stream.sinks.nats:NatsSink",
     "rabbitmq": "flask_audit.stream.sinks.rabbitmq:RabbitMQSink",
+    "otlp": "flask_audit.stream.sinks.otlp:OtlpSink",
 }
 
 

@@ -13,15 +13,14 @@ import base64
 import collections.abc as c
 import hashlib
 import hmac
-import http.client
-import ssl
 import time
 import typing as t
-import urllib.parse
 
 from ...exceptions import AuditConfigError
 from ..wire import Message
 from . import option
+from .httppost import parse_url
+from .httppost import Poster
 
 SECRET_PREFIX = "whsec_"
 
@@ -48,26 +47,11 @@ class WebhookSink:
 
     def __init__(self, name: str, options: c.Mapping[str, t.Any]) -> None:
         self.name = name
-        url = urllib.parse.urlsplit(option(name, options, "url", str))
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise AuditConfigError(
-                f"AUDIT_STREAMS[{name!r}]['url'] must be an http(s) URL, not {url.geturl()!r}."
-            )
-        self.url = url
+        url = parse_url(name, "url", option(name, options, "url", str))
         self.key = secret_bytes(name, option(name, options, "secret", str))
-        self.timeout = float(option(name, options, "timeout", (int, float), 10.0))
+        timeout = float(option(name, options, "timeout", (int, float), 10.0))
         self.headers = dict(option(name, options, "headers", dict, {}))
-        self._conn: http.client.HTTPConnection | None = None
-
-    def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
-            host, port = t.cast(str, self.url.hostname), self.url.port
-            if self.url.scheme == "https":
-                context = ssl.create_default_context()
-                self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
-            else:
-                self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
-        return self._conn
+        self.poster = Poster(url, timeout)
 
     def _post(self, message: Message) -> None:
         timestamp = int(time.time())
@@ -78,27 +62,11 @@ class WebhookSink:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature(self.key, message.uid, timestamp, message.body),
         }
-        path = (self.url.path or "/") + (f"?{self.url.query}" if self.url.query else "")
-        conn = self._connection()
-        try:
-            conn.request("POST", path, body=message.body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()  # a fresh connection next time
-            raise
-        if not 200 <= response.status < 300:
-            raise http.client.HTTPException(
-                f"{self.url.geturl()} answered {response.status} {response.reason} to event {message.uid}"
-            )
-        if response.will_close:
-            self.close()
+        self.poster.post(message.body, headers, f"event {message.uid}")
 
     def send(self, messages: c.Sequence[Message]) -> None:
         for message in messages:
             self._post(message)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
+        self.poster.close()
