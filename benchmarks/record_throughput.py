@@ -1,8 +1,9 @@
 """Events per second of ``Audit.record()`` against raw SQLAlchemy Core inserts of the same rows.
 
 Four variants, each run ``--repeats`` times, interleaved (the order rotates every repeat):
-``record_single``, ``audit.record("role.updated", ...)`` as by default, one transaction per
-event; ``raw_single``, ``conn.execute(insert(audit_event), row)`` in its own ``engine.begin()``;
+``record_single``, ``audit.record("team.updated", ...)`` as by default, one transaction per
+event (a rename: an admin grant would also queue an alert, see ``docs/compliance``);
+``raw_single``, ``conn.execute(insert(audit_event), row)`` in its own ``engine.begin()``;
 ``record_batched``, ``--batch-size`` calls of ``record(..., session=db.session)`` then one
 ``db.session.commit()``; ``raw_batched``, one executemany per batch in its own ``engine.begin()``.
 
@@ -54,11 +55,11 @@ audit = Audit(db=db)
 
 def record_one(session: sa_orm.scoped_session[t.Any] | None = None) -> None:
     audit.record(
-        "role.updated",
-        activity="Changed a role",
+        "team.updated",
+        activity="Renamed a team",
         team="core",
-        target=("user", "42"),
-        details={"before": "member", "after": "admin"},
+        target=("team", "42"),
+        details={"before": {"name": "core"}, "after": {"name": "platform"}},
         session=session,
     )
 

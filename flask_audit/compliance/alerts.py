@@ -104,8 +104,11 @@ class Dispatcher:
         app = self._app()
         if app is None:
             return
+        rules = settings.load(app).rules_by_type.get(event.event_type)
+        if not rules:
+            return
         config = audit_state(app).config
-        for rule in settings.load(app).alerts:
+        for rule in rules:
             if rule.matches(event, config):
                 self.put("rule", rule, snapshot(event))
 

@@ -8,7 +8,9 @@ Each check reads what it needs and says in one sentence whether its part is work
 - ``seal``: with automatic sealing on, no event has waited for its seal much longer than
   the interval (twice it, plus a minute), nor twice ``AUDIT_SEAL_EVERY_EVENTS`` events;
 - ``verify``: the latest recorded verification passed;
-- ``exports``: no export job failed for good within the window.
+- ``exports``: no export job failed for good within the window;
+- ``streams``: every ``AUDIT_STREAMS`` destination delivers (none failing, paused, or
+  behind by more than ``AUDIT_STREAM_ALERT_AFTER``).
 """
 
 from __future__ import annotations
@@ -157,7 +159,30 @@ def check_exports(app: Flask, now: dt.datetime) -> HealthItem:
     )
 
 
-CHECKS = (check_writes, check_spool, check_seal, check_verify, check_exports)
+def check_streams(app: Flask, now: dt.datetime) -> HealthItem:
+    """Every ``AUDIT_STREAMS`` destination delivers: none failing, paused, or behind by more
+    than ``AUDIT_STREAM_ALERT_AFTER`` seconds."""
+    from ..stream.health import stream_status
+    from ..stream.settings import alert_after
+
+    statuses = [status for status in stream_status(app) if status.configured]
+    if not statuses:
+        return HealthItem("streams", True, "no stream destination is configured")
+    limit = alert_after(app)
+    troubles = []
+    for status in statuses:
+        if status.state == "failing":
+            troubles.append(f"{status.name} failing: {status.last_error}")
+        elif status.state == "paused":
+            troubles.append(f"{status.name} paused")
+        elif status.lag_events and status.lag_seconds > limit:
+            troubles.append(f"{status.name} {_ago(status.lag_seconds)} behind ({status.lag_events} event(s))")
+    if troubles:
+        return HealthItem("streams", False, "; ".join(troubles))
+    return HealthItem("streams", True, f"{len(statuses)} destination(s) delivering")
+
+
+CHECKS = (check_writes, check_spool, check_seal, check_verify, check_exports, check_streams)
 
 
 def check_health(app: Flask, *, now: dt.datetime | None = None) -> list[HealthItem]:

@@ -56,6 +56,9 @@ class ComplianceConfig:
     tenant_days: TenantDays | None
     health_file: str
     status_window: int
+    #: The rules by the event types they name: most events match none, and find it in one
+    #: lookup on the write path.
+    rules_by_type: c.Mapping[str, tuple[t.Any, ...]] = dataclasses.field(default_factory=dict)
 
 
 _CONFIGS: weakref.WeakKeyDictionary[Flask, ComplianceConfig] = weakref.WeakKeyDictionary()
@@ -139,8 +142,17 @@ def load(app: Flask) -> ComplianceConfig:
         tenant_days=_tenant_days(cfg["AUDIT_TENANT_RETENTION_DAYS"]),
         health_file=os.fspath(health),
         status_window=window,
+        rules_by_type=_by_type(alerts),
     )
     return found
+
+
+def _by_type(rules: c.Iterable[t.Any]) -> dict[str, tuple[t.Any, ...]]:
+    found: dict[str, list[t.Any]] = {}
+    for rule in rules:
+        for event_type in rule.events:
+            found.setdefault(event_type, []).append(rule)
+    return {event_type: tuple(matching) for event_type, matching in found.items()}
 
 
 def unknown_streams(app: Flask, recipients: c.Iterable[str]) -> list[str]:

@@ -20,6 +20,8 @@ from flask_audit.store import spool
 from flask_audit.store.models import audit_event_table
 from flask_audit.store.models import export_job_table
 from flask_audit.store.rows import build_row
+from flask_audit.stream import cursor
+from flask_audit.stream import health as stream_health
 
 from ..conftest import audit_of
 from ..conftest import MakeApp
@@ -74,7 +76,14 @@ def test_a_healthy_pipeline_prints_ok_lines_and_exits_zero(
     app = make()
     result = status(app)
     assert result.exit_code == 0, result.output
-    assert lines(result) == ["OK   writes", "OK   spool", "OK   seal", "OK   verify", "OK   exports"]
+    assert lines(result) == [
+        "OK   writes",
+        "OK   spool",
+        "OK   seal",
+        "OK   verify",
+        "OK   exports",
+        "OK   streams",
+    ]
     assert "OK   seal: automatic sealing is off" in result.output
     assert mails(smtp) == [] and events_of(app, "audit.health_failed") == []
 
@@ -90,7 +99,14 @@ def test_write_failures_and_the_spool_fail_and_are_alerted(
     assert "An audit event (team.created) could not be stored" in body(smtp.messages[0])
     result = status(app)
     assert result.exit_code == 1
-    assert lines(result) == ["FAIL writes", "FAIL spool", "OK   seal", "OK   verify", "OK   exports"]
+    assert lines(result) == [
+        "FAIL writes",
+        "FAIL spool",
+        "OK   seal",
+        "OK   verify",
+        "OK   exports",
+        "OK   streams",
+    ]
     assert "FAIL writes: 1 write failure(s) noted, the last 0 seconds ago: " in result.output
     assert "wait in" in result.output and "run 'flask audit replay'" in result.output
     assert result.output.endswith("Error: 2 item(s) failing: writes, spool.\n")
@@ -218,3 +234,33 @@ def test_a_check_that_cannot_run_is_failing(make: t.Callable[..., Flask]) -> Non
     result = status(app, "--no-report")
     assert result.exit_code == 1
     assert "FAIL exports: could not be checked: " in result.output
+
+
+def test_a_stream_failing_paused_or_behind_fails(
+    make: t.Callable[..., Flask], tmp_path: pathlib.Path
+) -> None:
+    """``streams``: each configured destination delivers; otherwise the line says which and why."""
+    streams = {
+        name: {"sink": "jsonl", "path": str(tmp_path / f"{name}.jsonl")} for name in ("siem", "lake", "bus")
+    }
+    app = make(AUDIT_STREAMS=streams, AUDIT_STREAM_ALERT_AFTER=60, AUDIT_ALERTS=[])
+    assert "OK   streams: 3 destination(s) delivering" in status(app).output
+    engine = engine_of(app)
+    holder = "worker-1"
+    with engine.connect() as conn:
+        newest = conn.scalar(sa.select(sa.func.max(audit_event_table.c.id)))
+    for name in streams:  # every destination has delivered all there is, and still runs
+        cursor.ensure(engine, name)
+        assert cursor.take_lease(engine, name, holder, 300) is not None
+        assert cursor.advance(engine, name, holder, old=0, new=newest, delivered=newest, lease_seconds=300)
+    assert "OK   streams: 3 destination(s) delivering" in status(app).output
+    stored_then(app, dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))  # waits 5 minutes
+    with app.app_context():
+        stream_health.pause("lake")
+    cursor.fail(engine, "bus", holder, "connection refused")
+    result = status(app)
+    assert result.exit_code == 1, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("FAIL streams: "))
+    assert "bus failing: connection refused" in line
+    assert "lake paused" in line
+    assert "siem 5 minutes behind (" in line  # its lag counts the events recorded since
