@@ -30,6 +30,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import BuildError
 from werkzeug.wrappers import Response
 
+from ..compliance.settings import tenant_window
 from ..config import AuditConfig
 from ..exceptions import InvalidFilterError
 from ..query import filters
@@ -47,6 +48,8 @@ from ..taxonomy import ENTITIES
 from ..taxonomy import EVENT_TYPES
 from ..taxonomy import OUTCOMES
 from . import daycounts
+from .forbidden import forbidden_page
+from .forbidden import REFUSAL
 from .presentation import COMMON_ZONES
 from .presentation import day_label
 from .presentation import DaySeries
@@ -64,6 +67,9 @@ blueprint = Blueprint(
 )
 
 PAGE_SIZE = 50
+#: The filters under "More filters": its panel opens when one of them is applied. The search
+#: box, the entity and the event type stay in the bar.
+MORE_FILTERS = ("action", "outcome", "actor", "team", "start", "end")
 TZ_COOKIE = "flask_audit_tz"
 
 #: Per app, one day-count cache per search (``None``: no search): the cache keys the other
@@ -83,6 +89,7 @@ def register(app: Flask, config: AuditConfig) -> None:
     from . import api  # noqa: F401
     from . import detail  # noqa: F401
     from . import review  # noqa: F401
+    from . import streams  # noqa: F401
 
     add_export_routes(blueprint)
     app.register_blueprint(blueprint, url_prefix=config.url_prefix)
@@ -124,12 +131,12 @@ def _require_admin() -> ResponseReturnValue | None:
             return manager.unauthorized()  # type: ignore[no-any-return]
         except BuildError:  # its login_view names no endpoint: nowhere to send the visitor
             abort(401)
-    if not audit_state().config.is_admin(user):
+    config = audit_state().config
+    if not config.is_admin(user):
         # Name the setting: an app's own admins refused here need AUDIT_IS_ADMIN or AUDIT_ADMIN_ROLE.
-        refusal = "Only audit admins may view this page (AUDIT_IS_ADMIN / AUDIT_ADMIN_ROLE)."
         if is_api:
-            return jsonify(error=refusal), 403
-        abort(403, description=refusal)
+            return jsonify(error=REFUSAL), 403
+        return forbidden_page(config, user)
     return None
 
 
@@ -218,6 +225,17 @@ def _clean_url() -> str | None:
     return url_for("audit.index") + (f"?{query}" if query else "")
 
 
+def _day_link() -> t.Callable[[dt.date], str]:
+    """A day to this page filtered to that day alone, the other filters kept: the chart's links.
+
+    The URL without dates is built once; each of the chart's days only appends its own.
+    """
+    args: dict[str, t.Any] = {k: v for k, v in _link_args().items() if k not in ("start", "end")}
+    base = url_for("audit.index", **args)
+    joiner = "&" if "?" in base else "?"
+    return lambda day: f"{base}{joiner}start={day.isoformat()}&end={day.isoformat()}"
+
+
 def _export_context(tzname: str) -> dict[str, t.Any]:
     """The export form's target and fields, when the app provides ``audit.export``."""
     if "audit.export" not in current_app.view_functions:
@@ -271,7 +289,12 @@ def index() -> ResponseReturnValue:
         search_error=failure if isinstance(failure, SearchError) else None,
         form=_form_values(tzname),
         tzname=tzname,
-        retention_days=config.retention_days,
+        retention_days=_kept_days(config),
+        review_url=url_for("audit.review_page")
+        if "audit.review_page" in current_app.view_functions
+        else None,
+        streams_url=_streams_url(config),
+        more_open=any(request.args.get(name, "").strip() for name in MORE_FILTERS),
         window_start=sql.window_start(config.retention_days, now).astimezone(tz).date(),
         today=now.astimezone(tz).date(),
         entities=ENTITIES,
@@ -290,6 +313,21 @@ def index() -> ResponseReturnValue:
             TZ_COOKIE, tzname, max_age=365 * 86400, path=config.url_prefix, samesite="Lax", httponly=True
         )
     return response
+
+
+def _kept_days(config: AuditConfig) -> int:
+    """How long the visitor's tenant keeps its events: its own window, never below the floor."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    return tenant_window(app, current_tenant(config))
+
+
+def _streams_url(config: AuditConfig) -> str | None:
+    """The stream health page, for those who may see it, when streams are set up."""
+    if not current_app.config.get("AUDIT_STREAMS"):
+        return None
+    if config.tenant_loader is not None and current_tenant(config) is not None:
+        return None  # destinations carry every tenant's events: see admin/streams.py
+    return url_for("audit.streams")
 
 
 def _form_values(tzname: str) -> dict[str, str]:
@@ -333,7 +371,7 @@ def _read(
         days = daycounts.chart_counts(
             conn, flt, cache=cache, timezone=tzname, first_day=first_day, now=now, **where
         )
-        context["chart"] = DaySeries(days)
+        context["chart"] = DaySeries(days, link=_day_link())
     args: dict[str, t.Any] = _link_args()
 
     def link(cursor: filters.Cursor | None) -> str | None:

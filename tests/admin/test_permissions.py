@@ -109,3 +109,16 @@ def test_the_stylesheet_needs_no_sign_in(make_app: MakeApp) -> None:
     site = build_site(make_app)
     with site.client().get(f"{PREFIX}/static/flask_audit/audit.css") as response:
         assert response.status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/events/1", "/review", "/exports", "/exports/new"])
+def test_a_member_gets_the_styled_refusal_and_never_a_row(make_app: MakeApp, path: str) -> None:
+    """Each HTML route refuses a member with the package's page; only an admin sees a row."""
+    site = seeded(make_app)
+    refused = site.client(site.member).get(PREFIX + path)
+    assert refused.status_code == 403 and refused.mimetype == "text/html"
+    assert "You cannot see the audit log" in refused.text and "audit.css" in refused.text
+    assert "Ask an administrator of localhost" in refused.text
+    assert "event" not in "".join(activities(refused.text)) and "acme event" not in refused.text
+    assert site.client().get(PREFIX + path).status_code == 401  # anonymous: unchanged
+    assert site.client(site.other_admin).get(PREFIX + path).status_code != 403

@@ -20,7 +20,7 @@ PACKAGED = importlib.resources.files("flask_audit") / "templates" / "flask_audit
 def test_every_documented_template_ships() -> None:
     names = {entry.name for entry in PACKAGED.iterdir()}
     expected = {"base.html", "index.html", "_filters.html", "_table.html", "_pagination.html", "_chart.html"}
-    assert expected | {"_macros.html"} <= names
+    assert expected | {"_macros.html", "_rows.html", "forbidden.html"} <= names
     css = importlib.resources.files("flask_audit") / "static" / "flask_audit" / "audit.css"
     assert css.is_file()
 
@@ -61,3 +61,13 @@ def test_base_template_blocks(app: Flask) -> None:
         )
     assert "<title>T</title>" in html and '<meta name="h">' in html and "<p>C</p>" in html
     assert f'href="{PREFIX}/static/flask_audit/audit.css"' in html
+
+
+def test_the_page_and_flask_appbuilders_panel_share_one_row_loop() -> None:
+    """The rows are written once, in _rows.html; each page only names its classes."""
+    rows = (PACKAGED / "_rows.html").read_text("utf-8")
+    assert rows.count("{% for event in events %}") == 1
+    for name in ("_table.html", "fab/index.html"):
+        source = (PACKAGED / name).read_text("utf-8")
+        assert '{% include "flask_audit/_rows.html" %}' in source, name
+        assert "{% for event in events %}" not in source and "<tr" not in source, name

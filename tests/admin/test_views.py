@@ -55,10 +55,22 @@ def test_page_shows_the_columns_and_a_row(make_app: MakeApp) -> None:
     assert "Settings" in html and "Audit logs</h1>" in html
     iso = when.strftime("%Y-%m-%dT%H:%M:%S.123Z")
     utc = when.strftime("%Y-%m-%d %H:%M:%S UTC")
-    assert f'<time datetime="{iso}" title="{utc}">{when.strftime("%Y-%m-%d %H:%M:%S")}</time>' in html
+    # The UTC time is a tooltip of the focusable time, reached by Tab and by a tap, not a title.
+    time = re.search(
+        rf'<time datetime="{iso}" tabindex="0" aria-describedby="(fa-utc-\d+)">'
+        rf"{when:%Y-%m-%d %H:%M:%S}</time>"
+        r'<span class="fa-utc" id="(fa-utc-\d+)" role="tooltip">([^<]*)</span>',
+        html,
+    )
+    assert time is not None and time[1] == time[2] and time[3] == utc
+    assert "title=" not in html.split("<tbody>")[1].split("</tbody>")[0]
     assert activities(html) == ["Changed role of bob@acme.test from Member to Admin"]
     assert '<span class="fa-badge fa-badge--update">Update</span>' in html
-    for text in ("Growth", "Role", "alice@acme.test", "2001:db8::7", "role.updated"):
+    # The actor wraps at its "@" and dots only.
+    email = '<span class="fa-nobr">alice@</span><wbr><span class="fa-nobr">acme</span><wbr>'
+    email += '<span class="fa-nobr">.test</span>'
+    assert f'<td class="fa-actor">{email}</td>' in html
+    for text in ("Growth", "Role", "2001:db8::7", "role.updated"):
         assert text in html
 
 
@@ -69,9 +81,10 @@ def test_times_show_in_the_chosen_zone_with_utc_on_hover(make_app: MakeApp) -> N
     new_york = when.astimezone(zoneinfo.ZoneInfo("America/New_York"))
     default = page(site)
     assert "Times in America/New_York" in default
-    assert f'title="{when:%Y-%m-%d} 12:00:00 UTC">{new_york:%Y-%m-%d %H}:00:00</time>' in default
+    tooltip = r'</time><span class="fa-utc" id="fa-utc-\d+" role="tooltip">'
+    assert re.search(rf">{new_york:%Y-%m-%d %H}:00:00{tooltip}{when:%Y-%m-%d} 12:00:00 UTC</span>", default)
     kolkata = page(site, "?tz=Asia/Kolkata")
-    assert f'title="{when:%Y-%m-%d} 12:00:00 UTC">{when:%Y-%m-%d} 17:30:00</time>' in kolkata
+    assert re.search(rf">{when:%Y-%m-%d} 17:30:00{tooltip}{when:%Y-%m-%d} 12:00:00 UTC</span>", kolkata)
 
 
 def test_a_chosen_zone_is_remembered_in_a_cookie(make_app: MakeApp) -> None:
@@ -143,7 +156,7 @@ def test_only_the_retention_window_is_shown(make_app: MakeApp) -> None:
     assert activities(page(site)) == ["recent"]
     old_start = (now - dt.timedelta(days=60)).date()
     assert activities(page(site, f"?start={old_start}")) == ["recent"]
-    assert "events are kept for 30 days" in page(site)
+    assert "Events are kept for 30 days." in page(site)
 
 
 @pytest.mark.parametrize("tenant", [True, False])
@@ -401,3 +414,48 @@ def test_static_stylesheet_is_served_under_the_prefix(app: Flask) -> None:
         assert response.status_code == 200
         assert response.mimetype == "text/css"
         assert b".fa-table" in response.data
+
+
+def test_each_day_of_the_chart_links_to_that_day_with_the_other_filters(make_app: MakeApp) -> None:
+    site = build_site(make_app, AUDIT_TENANT_LOADER=TENANT_LOADER)
+    today = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
+    site.insert(
+        site.event(tenant_id="acme", team="Growth", occurred_at=today - dt.timedelta(days=2)),
+        site.event(tenant_id="acme", team="Growth", occurred_at=today - dt.timedelta(days=1)),
+        site.event(tenant_id="acme", team="Other", occurred_at=today - dt.timedelta(days=3)),
+    )
+    html = page(site, "?team=Growth&tz=UTC")
+    links = re.findall(r'<a class="fa-chart__link" href="([^"]+)" aria-label="([^"]+)">', html)
+    days = [(today - dt.timedelta(days=n)).date() for n in (2, 1)]
+    assert [href for href, _ in links] == [
+        f"{PREFIX}/?team=Growth&amp;tz=UTC&amp;start={day}&amp;end={day}" for day in days
+    ]
+    assert links[0][1] == f"{days[0]:%a %b} {days[0].day}, {days[0].year}: 1 event, show this day"
+    # A day without events is no link; a date already applied is replaced, not repeated.
+    html = page(site, f"?start={days[0]}&end={days[1]}")
+    hrefs = re.findall(r'<a class="fa-chart__link" href="([^"]+)"', html)
+    assert hrefs and all(href.count("start=") == 1 and href.count("end=") == 1 for href in hrefs)
+
+
+def test_more_filters_opens_when_one_of_its_filters_is_applied(make_app: MakeApp) -> None:
+    site = build_site(make_app, AUDIT_TENANT_LOADER=TENANT_LOADER)
+    site.insert(site.event(tenant_id="acme"))
+    assert '<details class="fa-more">' in page(site)
+    assert '<details class="fa-more">' in page(
+        site, "?q=actor:ann&entity=Team&event_type=team.created&tz=UTC"
+    )
+    for query in ("?action=create", "?actor=ann@acme.test", "?start=2026-01-01", "?outcome=failure"):
+        assert '<details class="fa-more" open>' in page(site, query), query
+
+
+def test_the_page_states_the_tenants_own_retention_and_links_to_the_review(make_app: MakeApp) -> None:
+    site = build_site(
+        make_app,
+        AUDIT_TENANT_LOADER=TENANT_LOADER,
+        AUDIT_RETENTION_DAYS=90,
+        AUDIT_TENANT_RETENTION_DAYS={"acme": 400},
+    )
+    assert "Events are kept for 400 days." in page(site)
+    other = site.client(site.other_admin).get(f"{PREFIX}/").text
+    assert "Events are kept for 90 days." in other  # no setting of its own: the floor
+    assert f'<a class="fa-button fa-button--ghost" href="{PREFIX}/review">Daily review</a>' in other

@@ -10,7 +10,7 @@ from flask import Flask
 
 from flask_audit import AuditConfigError
 from flask_audit import compliance
-from flask_audit.compliance.alerts import retry_due
+from flask_audit.compliance.sending import retry_due
 
 from ..conftest import MakeApp
 from ..export_fixtures import SmtpServer

@@ -72,6 +72,21 @@ def test_only_an_admin_without_a_tenant_sees_the_destinations(
         assert "only an admin without a tenant may view them" in page.text
 
 
+def test_the_audit_page_links_to_it_for_those_who_may_see_it(
+    make_app: MakeApp, tmp_path: pathlib.Path
+) -> None:
+    link = f'href="{PAGE}"'
+    site, operator = _site(make_app, tmp_path, AUDIT_TENANT_LOADER=TENANT_LOADER)
+    assert link in site.client(operator).get(f"{PREFIX}/").text
+    assert link not in site.client(site.admin).get(f"{PREFIX}/").text  # a tenant's admin
+
+
+def test_without_streams_the_audit_page_has_no_link(make_app: MakeApp) -> None:
+    site = build_site(make_app)
+    page = site.client(site.admin).get(f"{PREFIX}/")
+    assert page.status_code == 200 and f'href="{PAGE}"' not in page.text
+
+
 def test_without_tenants_every_admin_sees_them_and_members_do_not(
     make_app: MakeApp, tmp_path: pathlib.Path
 ) -> None:
