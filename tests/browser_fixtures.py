@@ -28,3 +28,14 @@ def signed_in_cookie(app: Flask, user_id: int, url: str) -> dict[str, t.Any]:
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
     value = serializer.dumps({"_user_id": str(user_id), "_fresh": True})
     return {"name": app.config["SESSION_COOKIE_NAME"], "value": value, "url": url}
+
+
+def serious_violations(page: t.Any, axe_script: str, context: str = "document") -> list[str]:
+    """axe-core's serious and critical findings on ``page`` (within ``context``, a JS value)."""
+    page.evaluate(axe_script)
+    result = page.evaluate(f"axe.run({context}, {{resultTypes: ['violations']}})")
+    return [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

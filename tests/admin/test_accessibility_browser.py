@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import expect
 
+from ..browser_fixtures import serious_violations
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -69,16 +70,6 @@ def site(make_app: MakeApp, smtp_server: SmtpServer) -> Site:
         )
     )
     return site
-
-
-def serious_violations(page: t.Any, axe: str) -> list[str]:
-    page.evaluate(axe)
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def newest_event_id(site: Site) -> int:

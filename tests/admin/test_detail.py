@@ -23,6 +23,7 @@ from flask_audit.store.models import audit_event_table
 
 from ..apps import Team
 from ..apps import User
+from ..browser_fixtures import serious_violations
 from ..browser_fixtures import signed_in_cookie
 from ..conftest import audit_of
 from ..conftest import db
@@ -454,14 +455,7 @@ def test_the_page_fits_the_screen_and_axe_finds_nothing_serious(
             assert page.get_by_role("heading", level=1).inner_text().startswith("Changed roles of bob")
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
-            page.evaluate(axe_script)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            serious = [
-                f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
-            assert serious == []
+            assert serious_violations(page, axe_script) == []
         finally:
             context.close()
 

@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import Page
 
+from ..browser_fixtures import serious_violations
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -38,15 +39,7 @@ def _site(make_app: MakeApp) -> Site:
 
 def _serious(page: Page, axe_script: str) -> list[str]:
     """axe-core's serious and critical findings in the search box and the error, if any."""
-    page.evaluate(axe_script)
-    result = page.evaluate(
-        "axe.run({include: [['.fa-search'], ['.fa-alert']]}, {resultTypes: ['violations']})"
-    )
-    return [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    return serious_violations(page, axe_script, "{include: [['.fa-search'], ['.fa-alert']]}")
 
 
 @pytest.mark.backends("sqlite")

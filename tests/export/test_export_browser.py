@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from flask_audit.export import jobs
 
+from ..browser_fixtures import serious_violations
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -75,16 +76,6 @@ def signed_in(
     cookie = signed_in_cookie(site.app, user or site.admin, url)
     context.add_cookies([cookie])  # type: ignore[list-item]
     return context
-
-
-def serious_violations(page: t.Any, axe: str) -> list[str]:
-    page.evaluate(axe)
-    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)

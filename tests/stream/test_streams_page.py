@@ -14,6 +14,7 @@ from flask_audit.stream import cursor
 from flask_audit.stream import health
 
 from ..apps import add_user
+from ..browser_fixtures import serious_violations
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -150,14 +151,7 @@ def test_the_page_passes_axe_core(
             page.set_default_timeout(10_000)
             page.goto(server.url + PAGE)
             assert page.get_by_role("heading", name="Streams").is_visible()
-            page.evaluate(axe_script)
-            result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-            serious = [
-                f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]}"
-                for v in result["violations"]
-                if v["impact"] in ("serious", "critical")
-            ]
-            assert serious == []
+            assert serious_violations(page, axe_script) == []
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
             assert page.get_by_role("heading", name="siem").is_visible()
