@@ -28,6 +28,7 @@ import zoneinfo
 import sqlalchemy as sa
 
 from ..query.filters import AuditFilter
+from ..query.search_sql import whole_values
 from ..store.models import audit_event_table
 from ..store.models import day_total_table
 from .localdays import as_date
@@ -52,39 +53,91 @@ class _Day:
     teams: dict[str, int] | None = dataclasses.field(default_factory=dict)
 
 
+#: The kept kinds' fields, by their place in a kind, under their filter and search names.
+_KIND_FIELDS = {"entity": 0, "event_type": 1, "type": 1, "action": 2, "outcome": 3}
+
+#: Values a field must be among (``None``: any) and values it must not be.
+Allowed = tuple[frozenset[str] | None, frozenset[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Wanted:
+    """What a filter asks of the kept totals: allowed values per kind field, or per team."""
+
+    kinds: dict[int, Allowed]
+    team: Allowed | None
+
+
+def wanted(flt: AuditFilter) -> Wanted | None:
+    """``flt`` in terms of the kept totals, or ``None`` when they cannot count it: an actor,
+    a word, an address, a target, a prefix not narrowed to stored values, or a team together
+    with a kind field (teams are kept apart from kinds)."""
+    if flt.actor is not None:
+        return None
+    fields: dict[str, Allowed] = {}
+
+    def narrow(field: str, included: c.Iterable[str] | None, excluded: c.Iterable[str] = ()) -> None:
+        before, out = fields.get(field, (None, frozenset()))
+        allowed = None if included is None else frozenset(included)
+        if before is not None:
+            allowed = before if allowed is None else before & allowed
+        fields[field] = (allowed, out | frozenset(excluded))
+
+    for name in ("entity", "event_type", "action", "outcome", "team"):
+        value = getattr(flt, name)
+        if value is not None:
+            narrow(name, [value])
+    if flt.q is not None:
+        single_span = flt.q.span()
+        for field, (included, excluded) in flt.q.groups().items():
+            if field == "created" and single_span is not None and not excluded:
+                continue  # the chart's own bounds
+            if field not in _KIND_FIELDS and field != "team":
+                return None
+            values = [whole_values(term) for term in (*included, *excluded)]
+            if any(found is None for found in values):
+                return None
+            inside = [v for found in values[: len(included)] for v in t.cast(tuple[str, ...], found)]
+            outside = [v for found in values[len(included) :] for v in t.cast(tuple[str, ...], found)]
+            narrow("event_type" if field == "type" else field, inside if included else None, outside)
+    team = fields.pop("team", None)
+    if team is not None and fields:
+        return None
+    return Wanted({_KIND_FIELDS[name]: allowed for name, allowed in fields.items()}, team)
+
+
 def answers(flt: AuditFilter) -> bool:
-    """Whether the kept totals can count ``flt``: entity, type, action, outcome, or a team alone."""
-    if flt.q is not None or flt.actor is not None:
-        return False
-    if flt.team is None:
-        return True
-    return flt.entity is None and flt.event_type is None and flt.action is None and flt.outcome is None
+    """Whether the kept totals can count ``flt`` (see :func:`wanted`)."""
+    return wanted(flt) is not None
 
 
 def _scope_key(tenant_id: str | None) -> str:
     return "" if tenant_id is None else "=" + tenant_id
 
 
-def _matches(flt: AuditFilter, kind: Kind) -> bool:
-    entity, event_type, action, outcome = kind
-    return (
-        (flt.entity is None or flt.entity == entity)
-        and (flt.event_type is None or flt.event_type == event_type)
-        and (flt.action is None or flt.action == action)
-        and (flt.outcome is None or flt.outcome == outcome)
-    )
+def _allows(allowed: Allowed, value: str) -> bool:
+    among, out = allowed
+    return (among is None or value in among) and value not in out
 
 
-def _count(flt: AuditFilter, totals: c.Iterable[_Day]) -> int | None:
-    """Events matching ``flt`` in a day's totals; ``None`` if a team count was not kept."""
+def _count(want: Wanted, totals: c.Iterable[_Day]) -> int | None:
+    """Events ``want`` matches in a day's totals; ``None`` if a team count was not kept."""
     found = 0
     for day in totals:
-        if flt.team is not None:
+        if want.team is not None:
             if day.teams is None:
                 return None
-            found += day.teams.get(flt.team, 0)
+            among, out = want.team
+            if among is not None:
+                found += sum(day.teams.get(team, 0) for team in among - out)
+            else:  # a team excluded: every event but its own (events without a team stay)
+                found += sum(day.kinds.values()) - sum(day.teams.get(team, 0) for team in out)
         else:
-            found += sum(n for kind, n in day.kinds.items() if _matches(flt, kind))
+            found += sum(
+                n
+                for kind, n in day.kinds.items()
+                if all(_allows(allowed, kind[place]) for place, allowed in want.kinds.items())
+            )
     return found
 
 
@@ -105,6 +158,9 @@ def kept_counts(
     first day (partly pruned) and days over for less than :data:`KEEP_AFTER` are left out
     of the result, for the caller to count from the rows.
     """
+    want = wanted(flt)
+    if want is None:
+        return {}
     tz = zoneinfo.ZoneInfo(timezone)
 
     def bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -112,20 +168,20 @@ def kept_counts(
         ends = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
         return begins, ends.astimezone(dt.timezone.utc)
 
-    wanted = [day for day in days if bounds(day)[0] >= window_starts and bounds(day)[1] <= now - KEEP_AFTER]
-    if not wanted:
+    served = [day for day in days if bounds(day)[0] >= window_starts and bounds(day)[1] <= now - KEEP_AFTER]
+    if not served:
         return {}
-    kept = _read(conn, timezone, wanted[0], wanted[-1], tenant_scoped, tenant_id)
+    kept = _read(conn, timezone, served[0], served[-1], tenant_scoped, tenant_id)
     stale = _late_since(conn, kept)
-    fresh = [day for day in wanted if day not in kept or (stale is not None and day >= stale)]
+    fresh = [day for day in served if day not in kept or (stale is not None and day >= stale)]
     if fresh:
         counted, through = _tally(conn, tz, fresh, bounds)
         _keep(conn, timezone, fresh, counted, through, now)
         for day in fresh:
             kept[day] = _select(counted.get(day, {}), tenant_scoped, tenant_id)
     out: dict[dt.date, int] = {}
-    for day in wanted:
-        found = _count(flt, kept[day].values())
+    for day in served:
+        found = _count(want, kept[day].values())
         if found is not None:
             out[day] = found
     return out

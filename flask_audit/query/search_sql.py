@@ -77,7 +77,7 @@ def exact_values(search: Search, field: str) -> list[str] | None:
         return None
     values: set[str] = set()
     for term in included:
-        found = _whole_values(term)
+        found = whole_values(term)
         if found is None:
             return None
         values.update(found)
@@ -99,7 +99,8 @@ def unsupported(search: Search | None, dialect: str) -> str | None:
     return None
 
 
-def _whole_values(term: Term) -> tuple[str, ...] | None:
+def whole_values(term: Term) -> tuple[str, ...] | None:
+    """The whole values ``term`` names, or ``None`` for a prefix, a word or a range."""
     value = term.value
     if isinstance(value, Stored):
         return value.values
@@ -112,9 +113,9 @@ def _whole_values(term: Term) -> tuple[str, ...] | None:
 
 def _any(field: str, terms: list[Term]) -> Clause:
     """One field's included terms: any may match. Whole values become one ``IN``."""
-    whole = [found for found in map(_whole_values, terms) if found is not None]
+    whole = [found for found in map(whole_values, terms) if found is not None]
     parts = [_in(COLUMNS[field], sorted({v for values in whole for v in values}))] if whole else []
-    parts += [_match(term) for term in terms if _whole_values(term) is None]
+    parts += [_match(term) for term in terms if whole_values(term) is None]
     return sa.or_(*parts)
 
 
@@ -122,7 +123,7 @@ def _match(term: Term) -> Clause:
     """What one term matches (excluded or not)."""
     cols = audit_event_table.c
     value = term.value
-    found = _whole_values(term)
+    found = whole_values(term)
     if found is not None:
         return _in(COLUMNS[term.field], list(found))
     if term.field == TEXT:
