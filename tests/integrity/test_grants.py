@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from flask import Flask
 
 from flask_audit import AuditError
+from flask_audit.admin.daycounts import chart_counts
+from flask_audit.admin.daycounts import DayCountCache
 from flask_audit.cli_grants import grants_command
 from flask_audit.export import job_store
 from flask_audit.integrity import grants
@@ -27,6 +29,7 @@ from flask_audit.integrity import sealing
 from flask_audit.integrity import verification
 from flask_audit.query.filters import AuditFilter
 from flask_audit.store import spool
+from flask_audit.store.models import day_total_table
 from flask_audit.store.models import login_fold_table
 from flask_audit.store.rows import build_row
 
@@ -190,6 +193,20 @@ def test_the_runtime_role_records_reads_seals_verifies_and_exports(trail: Trail,
     )
     job_store.delete_held(engine, held)
     assert job_store.get_job(engine, held) is None
+
+    # The chart keeps its closed days' totals, and counts a late event's day again.
+    with app.app_context():
+        audit_of(app).record("team.updated", occurred_at=utcnow() - dt.timedelta(days=3))
+    scope = {"retention_days": 90, "tenant_scoped": False, "tenant_id": None}
+    with engine.connect() as conn:
+        days = dict(chart_counts(conn, AuditFilter(), cache=DayCountCache(), **scope))  # type: ignore[arg-type]
+        assert conn.scalar(sa.select(sa.func.count()).select_from(day_total_table))
+    assert days[(utcnow() - dt.timedelta(days=3)).date()] == 1
+    with app.app_context():
+        audit_of(app).record("team.updated", occurred_at=utcnow() - dt.timedelta(days=3))
+    with engine.connect() as conn:
+        days = dict(chart_counts(conn, AuditFilter(), cache=DayCountCache(), **scope))  # type: ignore[arg-type]
+    assert days[(utcnow() - dt.timedelta(days=3)).date()] == 2
     with engine.connect() as conn:
         assert grants.privilege_problems(conn) == []
 
