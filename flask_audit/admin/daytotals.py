@@ -176,7 +176,9 @@ def kept_counts(
     fresh = [day for day in served if day not in kept or (stale is not None and day >= stale)]
     if fresh:
         counted, through = _tally(conn, tz, fresh, bounds)
-        _keep(conn, timezone, fresh, counted, through, now)
+        _keep(
+            conn, timezone, fresh, counted, through, now, before=window_starts.date() - dt.timedelta(days=1)
+        )
         for day in fresh:
             kept[day] = _select(counted.get(day, {}), tenant_scoped, tenant_id)
     out: dict[dt.date, int] = {}
@@ -304,8 +306,11 @@ def _keep(
     counted: dict[dt.date, dict[str, _Day]],
     through: int,
     now: dt.datetime,
+    *,
+    before: dt.date,
 ) -> None:
-    """Replace the kept rows of ``days``; a refusal is logged, never raised."""
+    """Replace the kept rows of ``days`` and drop the zone's rows of days ``before`` the
+    window (pruned by now); a refusal is logged, never raised."""
     rows = []
     for day in days:
         scopes = counted.setdefault(day, {})
@@ -329,6 +334,7 @@ def _keep(
         conn.commit()  # end the read transaction: the totals are written in one of their own
         with conn.begin():
             conn.execute(sa.delete(day_total_table).where(cols.zone == zone, cols.day.in_(days)))
+            conn.execute(sa.delete(day_total_table).where(cols.zone == zone, cols.day < before))
             conn.execute(sa.insert(day_total_table), rows)
     except sa.exc.SQLAlchemyError as err:
         _forgive(conn, "keep", err)

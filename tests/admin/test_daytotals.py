@@ -237,3 +237,21 @@ def test_what_kept_totals_answer() -> None:
         assert not daytotals.answers(dataclasses.replace(AuditFilter(), q=parse(query))), query
     want = daytotals.wanted(AuditFilter(event_type="user.login", q=parse("type:user.login type:user.logout")))
     assert want is not None and want.kinds == {1: (frozenset({"user.login"}), frozenset())}
+
+
+def test_days_that_left_the_window_are_dropped(make_app: MakeApp) -> None:
+    site = _site(make_app)
+    now = dt.datetime.now(UTC)
+    scope = Scope(retention_days=30, tenant_scoped=False, tenant_id=None)
+    site.insert(*[site.event(occurred_at=now - dt.timedelta(days=d)) for d in (2, 20)])
+    engine = _engine(site)
+    with engine.connect() as conn:
+        _chart(conn, AuditFilter(), scope, "UTC", now)
+    later = now + dt.timedelta(days=15)  # day 20 has left the 30-day window
+    site.insert(site.event(occurred_at=now + dt.timedelta(days=14), late=True))
+    with engine.connect() as conn:
+        assert _chart(conn, AuditFilter(), scope, "UTC", later) == _rows_say(
+            conn, AuditFilter(), scope, "UTC", later
+        )
+        oldest = conn.scalar(sa.select(sa.func.min(day_total_table.c.day)))
+    assert as_date(oldest) >= (later - dt.timedelta(days=31)).date()
