@@ -155,8 +155,8 @@ def kept_counts(
     """Counts of ``flt`` for those of ``days`` (closed, in ``timezone``) that totals can serve.
 
     Days not yet kept are counted here, grouped, and kept when they qualify; the window's
-    first day (partly pruned) and days over for less than :data:`KEEP_AFTER` are left out
-    of the result, for the caller to count from the rows.
+    first day (partly pruned), the days before the oldest event, and days over for less than
+    :data:`KEEP_AFTER` are left out of the result, for the caller to count from the rows.
     """
     want = wanted(flt)
     if want is None:
@@ -168,7 +168,16 @@ def kept_counts(
         ends = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
         return begins, ends.astimezone(dt.timezone.utc)
 
-    served = [day for day in days if bounds(day)[0] >= window_starts and bounds(day)[1] <= now - KEEP_AFTER]
+    # Days before the oldest event were pruned since their totals were kept (a tenant may
+    # keep longer than the window: the oldest event, not the window, says what is gone).
+    oldest = conn.scalar(sa.select(sa.func.min(audit_event_table.c.occurred_at)))
+    if oldest is None:
+        return {}
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.timezone.utc)
+    served = [
+        day for day in days if bounds(day)[0] >= window_starts and oldest < bounds(day)[1] <= now - KEEP_AFTER
+    ]
     if not served:
         return {}
     kept = _read(conn, timezone, served[0], served[-1], tenant_scoped, tenant_id)
@@ -176,9 +185,7 @@ def kept_counts(
     fresh = [day for day in served if day not in kept or (stale is not None and day >= stale)]
     if fresh:
         counted, through = _tally(conn, tz, fresh, bounds)
-        _keep(
-            conn, timezone, fresh, counted, through, now, before=window_starts.date() - dt.timedelta(days=1)
-        )
+        _keep(conn, timezone, fresh, counted, through, now, before=(oldest - dt.timedelta(days=1)).date())
         for day in fresh:
             kept[day] = _select(counted.get(day, {}), tenant_scoped, tenant_id)
     out: dict[dt.date, int] = {}
@@ -310,7 +317,7 @@ def _keep(
     before: dt.date,
 ) -> None:
     """Replace the kept rows of ``days`` and drop the zone's rows of days ``before`` the
-    window (pruned by now); a refusal is logged, never raised."""
+    oldest event (pruned since they were counted); a refusal is logged, never raised."""
     rows = []
     for day in days:
         scopes = counted.setdefault(day, {})

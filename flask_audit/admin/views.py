@@ -96,11 +96,14 @@ def register(app: Flask, config: AuditConfig) -> None:
 
 
 def scope(config: AuditConfig) -> sql.Scope:
-    """Keyword arguments that confine a query to the window and the admin's tenant."""
+    """Keyword arguments that confine a query to the admin's tenant and its window (a
+    tenant may keep its events longer than ``AUDIT_RETENTION_DAYS``: it sees them all)."""
+    tenant = current_tenant(config)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     return sql.Scope(
-        retention_days=config.retention_days,
+        retention_days=tenant_window(app, tenant),
         tenant_scoped=config.tenant_loader is not None,
-        tenant_id=current_tenant(config),
+        tenant_id=tenant,
     )
 
 

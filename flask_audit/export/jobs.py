@@ -36,6 +36,7 @@ from flask import current_app
 from flask import Flask
 from flask import Response
 
+from ..compliance.settings import tenant_window
 from ..exceptions import AuditConfigError
 from ..query.filters import AuditFilter
 from ..state import audit_state
@@ -93,12 +94,12 @@ def _state(app: Flask | None = None) -> AuditState:
     return audit_state(app)
 
 
-def job_statement(job: ExportJob, config: AuditConfig) -> sa.Select[t.Any]:
+def job_statement(job: ExportJob) -> sa.Select[t.Any]:
     """The rows of ``job``: its filters, tenant and window, as of when it was requested."""
     flt = AuditFilter.from_args(job_filters(job), timezone=job.timezone)
     return export_statement(
         flt,
-        retention_days=config.retention_days,
+        retention_days=tenant_window(current_app._get_current_object(), job.tenant_id),  # type: ignore[attr-defined]
         tenant_scoped=job.tenant_scoped,
         tenant_id=job.tenant_id,
         now=job.snapshot_at,
@@ -121,7 +122,7 @@ def run_job(job_id: int, *, now: dt.datetime | None = None) -> str | None:
         fmt = job_format(job)
         with tempfile.TemporaryFile(prefix="flask-audit-export-") as file:
             with engine.connect() as conn:
-                stats = write_export(conn, job_statement(job, config), file, fmt=fmt)
+                stats = write_export(conn, job_statement(job), file, fmt=fmt)
             compress = stats.bytes > config.export_compress_above_bytes
             files.store(config, job.id, file, compress=compress, extension=format_of(fmt).extension)
             delivery = mail.send_export(job, file, stats, config)

@@ -19,12 +19,14 @@ import datetime as dt
 import typing as t
 import zoneinfo
 
+from flask import current_app
 from flask import jsonify
 from flask import render_template
 from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
+from ..compliance.settings import tenant_window
 from ..exceptions import InvalidFilterError
 from ..query.filters import AuditFilter
 from ..state import audit_state
@@ -67,11 +69,13 @@ def confirm() -> ResponseReturnValue:
     except InvalidFilterError as err:
         message_page(400, "These filters cannot be exported", str(err))
     args = flt.to_args()
+    tenant = current_tenant(config)
+    window = tenant_window(current_app._get_current_object(), tenant)  # type: ignore[attr-defined]
     stmt = export_statement(
         flt,
-        retention_days=config.retention_days,
+        retention_days=window,
         tenant_scoped=config.tenant_loader is not None,
-        tenant_id=current_tenant(config),
+        tenant_id=tenant,
     )
     with state.engine.connect() as conn:
         count = count_rows(conn, stmt)
@@ -93,7 +97,7 @@ def confirm() -> ResponseReturnValue:
         chosen=chosen if chosen in BY_NAME else "csv",
         email=email,
         problem=unavailable_reason() or (None if email else NO_EMAIL),
-        retention_days=config.retention_days,
+        retention_days=window,
         csrf_token=generate_csrf(),
         export_url=url_for(".export"),
         exports_url=url_for(".exports"),

@@ -142,7 +142,7 @@ def export() -> ResponseReturnValue:
         message_page(429, "Export limit reached", refusal.message, retry)
     job = t.cast("ExportJob", job_store.get_job(state.engine, job_id))
     with state.engine.connect() as conn:  # the rows the job pinned, before it may run
-        count = count_rows(conn, jobs.job_statement(job, config))
+        count = count_rows(conn, jobs.job_statement(job))
     if config.export_mode == "inline":
         jobs.run_after_response(job_id)
     if wants_json():

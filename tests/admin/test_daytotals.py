@@ -21,6 +21,7 @@ from flask_audit.admin.daycounts import chart_counts
 from flask_audit.admin.daycounts import count_by_day
 from flask_audit.admin.daycounts import DayCountCache
 from flask_audit.admin.localdays import as_date
+from flask_audit.integrity import retention
 from flask_audit.query.filters import AuditFilter
 from flask_audit.query.resolve import resolve
 from flask_audit.query.search import parse
@@ -239,19 +240,23 @@ def test_what_kept_totals_answer() -> None:
     assert want is not None and want.kinds == {1: (frozenset({"user.login"}), frozenset())}
 
 
-def test_days_that_left_the_window_are_dropped(make_app: MakeApp) -> None:
-    site = _site(make_app)
+def test_days_before_the_oldest_event_are_dropped(make_app: MakeApp) -> None:
+    """Once pruned, a day's totals go as new days are kept (a tenant may keep longer than
+    the window, so the oldest event, not the window, says what is gone)."""
+    site = build_site(make_app, AUDIT_RETENTION_DAYS=7)
     now = dt.datetime.now(UTC)
     scope = Scope(retention_days=30, tenant_scoped=False, tenant_id=None)
-    site.insert(*[site.event(occurred_at=now - dt.timedelta(days=d)) for d in (2, 20)])
+    site.insert(*[site.event(occurred_at=now - dt.timedelta(days=d)) for d in (20, 2)])  # in arrival order
     engine = _engine(site)
     with engine.connect() as conn:
         _chart(conn, AuditFilter(), scope, "UTC", now)
-    later = now + dt.timedelta(days=15)  # day 20 has left the 30-day window
-    site.insert(site.event(occurred_at=now + dt.timedelta(days=14), late=True))
+    with site.app.app_context():
+        state = audit_of(site.app)._state()
+        assert retention.prune(state.engine, state.config).count == 1  # the one 20 days old
+    site.insert(site.event(occurred_at=now - dt.timedelta(days=3), late=True))
     with engine.connect() as conn:
-        assert _chart(conn, AuditFilter(), scope, "UTC", later) == _rows_say(
-            conn, AuditFilter(), scope, "UTC", later
+        assert _chart(conn, AuditFilter(), scope, "UTC", now) == _rows_say(
+            conn, AuditFilter(), scope, "UTC", now
         )
         oldest = conn.scalar(sa.select(sa.func.min(day_total_table.c.day)))
-    assert as_date(oldest) >= (later - dt.timedelta(days=31)).date()
+    assert as_date(oldest) >= (now - dt.timedelta(days=8)).date()

@@ -162,3 +162,32 @@ def test_a_loader_giving_nonsense_stops_prune(app: Flask) -> None:
     with pytest.raises(ValueError, match="gives tenant 'acme' -1"):
         prune(app, tenant_days=lambda tenant: -1)
     assert len(stored(app)) == 1
+
+
+def test_a_tenant_sees_its_own_window_on_the_page_the_api_and_the_export(make_app: t.Any) -> None:
+    """acme keeps a year: its admin finds a 200-day-old event everywhere; globex keeps the
+    default 90 days, so its 100-day-old event (kept for now) is outside what it is shown."""
+    from ..views_fixtures import build_site
+    from ..views_fixtures import PREFIX
+    from ..views_fixtures import TENANT_LOADER
+
+    site = build_site(make_app, AUDIT_TENANT_LOADER=TENANT_LOADER, AUDIT_TENANT_RETENTION_DAYS={"acme": 365})
+    site.insert(
+        site.event(tenant_id="acme", occurred_at=days_ago(200), activity="Old acme rename"),
+        site.event(tenant_id="globex", occurred_at=days_ago(100), activity="Old globex rename"),
+    )
+    acme, globex = site.client(site.admin), site.client(site.other_admin)
+    assert "Old acme rename" in acme.get(f"{PREFIX}/").text
+    assert "Events are kept for 365 days" in acme.get(f"{PREFIX}/").text
+    assert [e["activity"] for e in acme.get(f"{PREFIX}/api/events").get_json()["events"]] == [
+        "Old acme rename"
+    ]
+    assert (
+        acme.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"] == 1
+    )
+    assert "Old globex rename" not in globex.get(f"{PREFIX}/").text
+    assert globex.get(f"{PREFIX}/api/events").get_json()["events"] == []
+    assert (
+        globex.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"]
+        == 0
+    )
