@@ -286,19 +286,20 @@ def index() -> ResponseReturnValue:
             failure, remember = err, False
             context = _read(conn, config, None, tzname, now)
     error = None if failure is None else str(failure)
+    kept_days = _kept_days(config)
     html = render_template(
         "flask_audit/index.html",
         error=error,
         search_error=failure if isinstance(failure, SearchError) else None,
         form=_form_values(tzname),
         tzname=tzname,
-        retention_days=_kept_days(config),
+        retention_days=kept_days,
         review_url=url_for("audit.review_page")
         if "audit.review_page" in current_app.view_functions
         else None,
         streams_url=_streams_url(config),
         more_open=any(request.args.get(name, "").strip() for name in MORE_FILTERS),
-        window_start=sql.window_start(config.retention_days, now).astimezone(tz).date(),
+        window_start=sql.window_start(kept_days, now).astimezone(tz).date(),
         today=now.astimezone(tz).date(),
         entities=ENTITIES,
         event_types=sorted(EVENT_TYPES),
