@@ -182,12 +182,9 @@ def test_a_tenant_sees_its_own_window_on_the_page_the_api_and_the_export(make_ap
     assert [e["activity"] for e in acme.get(f"{PREFIX}/api/events").get_json()["events"]] == [
         "Old acme rename"
     ]
-    assert (
-        acme.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"] == 1
-    )
+    assert acme.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"] == 1
     assert "Old globex rename" not in globex.get(f"{PREFIX}/").text
     assert globex.get(f"{PREFIX}/api/events").get_json()["events"] == []
     assert (
-        globex.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"]
-        == 0
+        globex.get(f"{PREFIX}/exports/new", headers={"Accept": "application/json"}).get_json()["count"] == 0
     )
