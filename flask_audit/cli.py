@@ -127,7 +127,10 @@ def partitions_command(ahead: int) -> None:
 @click.option(
     "--archive",
     type=click.Path(dir_okay=False, writable=True),
-    help="First write the events to this new gzip JSON-lines file and check it.",
+    help=(
+        "First write the events to this new gzip JSON-lines file and check it; on a trail"
+        " partitioned by month, each month dropped goes beside it (FILE.YYYY-MM) with a manifest."
+    ),
 )
 @click.option(
     "--batch-size",
@@ -152,11 +155,13 @@ def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_si
                 batch_size=batch_size,
                 progress=progress,
                 audit=audit,
+                require_archive=bool(current_app.config.get("AUDIT_PRUNE_REQUIRE_ARCHIVE", False)),
             )
     except (ValueError, AuditError, sa.exc.SQLAlchemyError) as err:
         raise _fail(err) from err
     older = f"older than {result.cutoff:%Y-%m-%d %H:%M:%S} UTC ({result.days} days)"
     notes = [f"archived to {result.archive}"] if result.archive else []
+    notes += _month_notes(result, dry_run)
     if result.held_back:
         notes.append(
             f"{result.held_back} older event(s) kept (the newest, ones sealed after the run began,"
@@ -169,6 +174,16 @@ def prune_command(days: int | None, dry_run: bool, archive: str | None, batch_si
         click.echo(f"Dry run: {result.count} event(s) {older} would be pruned{tail}.")
     else:
         click.echo(f"Pruned {result.count} event(s) {older}{tail}.")
+
+
+def _month_notes(result: retention.PruneResult, dry_run: bool) -> list[str]:
+    """What became of the whole months of a partitioned trail, for the summary line."""
+    going = [f"{month.start:%Y-%m}" for month in result.months if month.kept is None]
+    notes = []
+    if going:
+        notes.append(f"{'would drop' if dry_run else 'dropped'} month(s) {', '.join(going)}")
+    notes += [f"kept month {month.start:%Y-%m}: {month.kept}" for month in result.months if month.kept]
+    return notes
 
 
 @audit_cli.command("seal")

@@ -58,6 +58,8 @@ DEFAULTS: dict[str, t.Any] = {
     # PostgreSQL only: create_all makes audit_event a table partitioned by month
     # (see flask_audit.store.partitions); None keeps one plain table.
     "AUDIT_PG_PARTITIONS": None,
+    # flask audit prune refuses to run without --archive (no month is dropped unarchived).
+    "AUDIT_PRUNE_REQUIRE_ARCHIVE": False,
     # Audit log streaming (see flask_audit.stream): destinations, and after how many seconds
     # of failing a destination becomes an audit.stream_failing event.
     # Compliance (see flask_audit.compliance): alert rules (None: the default rules), who receives

@@ -25,6 +25,10 @@ Rules, in the order :func:`prune` applies them:
   :mod:`flask_audit.compliance.settings`): an event of such a tenant inside its own window
   counts as inside the window, here as everywhere above (the prefix stops before it, and
   the prune routine, which knows no tenants, only deletes the prefix).
+- On a trail partitioned by month (``AUDIT_PG_PARTITIONS``), whole months before the cutoff
+  go first as tables (:mod:`flask_audit.integrity.months`), each with its archive when one is
+  asked for; the rest (months only partly old, the ``DEFAULT`` partition, months that must
+  stay whole) takes the batched path above.
 """
 
 from __future__ import annotations
@@ -44,8 +48,11 @@ import sqlalchemy as sa
 from ..config import AuditConfig
 from ..exceptions import AuditConfigError
 from ..exceptions import AuditError
+from ..store import partitions
 from ..store.models import audit_event_table
+from ..store.models import TABLE_NAME
 from . import grants
+from . import months as monthly
 from . import sealing
 from .witness import configured_witness
 from .witness import SealWitness
@@ -77,6 +84,9 @@ class PruneResult:
     archive: str | None  #: the archive written, if any
     #: the tenants whose longer windows kept some of the old events, with their days
     tenant_days: c.Mapping[str | None, int] = dataclasses.field(default_factory=dict)
+    #: on a partitioned trail, the months before the cutoff: dropped (or, with ``dry_run``,
+    #: to be dropped) when their ``kept`` is ``None``, else kept for that reason
+    months: tuple[monthly.Month, ...] = ()
 
 
 def cutoff_for(days: int, now: dt.datetime | None = None) -> dt.datetime:
@@ -319,6 +329,7 @@ def prune(
     progress: Progress | None = None,
     audit: Recorder | None = None,
     tenant_days: TenantDays | None = None,
+    require_archive: bool = False,
 ) -> PruneResult:
     """Delete the events older than ``days`` (default ``AUDIT_RETENTION_DAYS``); see the module.
 
@@ -328,6 +339,8 @@ def prune(
     :param tenant_days: ``callable(tenant_id) -> days or None``: a tenant's longer window
         (one shorter than ``days`` changes nothing); by default the current app's
         ``AUDIT_TENANT_RETENTION_DAYS``. Their events inside it stay.
+    :param require_archive: nothing goes unarchived: without ``archive`` a dry run lists the
+        months as kept, and a real run is refused.
     :raises ValueError: ``days`` inside the window, a bad batch size, ``archive`` with
         ``dry_run``.
     :raises AuditConfigError: the trail is sealed but ``AUDIT_SEAL_KEY`` is not set.
@@ -341,6 +354,8 @@ def prune(
         raise ValueError("An archive holds what prune deletes: it cannot be combined with a dry run.")
     if archive is not None and os.path.exists(archive):
         raise AuditError(f"The archive {archive} already exists: prune never overwrites an archive.")
+    if require_archive and archive is None and not dry_run:
+        raise ValueError("An archive is required before events are pruned: give prune an archive file.")
     cutoff = cutoff_for(days, now)
     if tenant_days is None:
         from ..compliance.settings import current_tenant_days
@@ -362,8 +377,22 @@ def prune(
     if chained and config.seal_key is not None and not dry_run:
         sealing.seal(engine, config.seal_key, witness=configured_witness(config))
     assume_sealed = dry_run and config.seal_key is not None
+    unarchived = (
+        "it must be archived first and prune was given no archive"
+        if require_archive and archive is None
+        else None
+    )
+    month_result = _prune_months(
+        engine, config, cutoff, keep, chained and not assume_sealed, dry_run, archive, batch_size, unarchived
+    )
     plan = _plan(engine, cutoff, chained, assume_sealed, prefix_only=not direct, keep=keep)
-    result = PruneResult(cutoff, days, plan.total, dry_run, plan.upper, plan.held, False, None, longer)
+    # A dry run drops nothing, so the plan above still counts the months' events.
+    gone = 0 if dry_run else sum(month.count for month in month_result if month.kept is None)
+    result = PruneResult(
+        cutoff, days, plan.total + gone, dry_run, plan.upper, plan.held, False, None, longer, month_result
+    )
+    if gone and chained and not dry_run:
+        result = dataclasses.replace(result, sealed=True)
     if dry_run:
         return result
     archived = None
@@ -376,7 +405,7 @@ def prune(
             _record_removal(engine, key, cutoff, plan, configured_witness(config), keep)
             result = dataclasses.replace(result, sealed=True)
         deleted = _delete(engine, cutoff, plan.upper, batch_size, plan.total, progress, direct, keep)
-        result = dataclasses.replace(result, count=deleted)
+        result = dataclasses.replace(result, count=deleted + gone)
         if archived is not None and archived != deleted:
             raise AuditError(
                 f"Pruned {deleted} events but the archive holds {archived}: another process changed"
@@ -385,6 +414,43 @@ def prune(
     if audit is not None:
         _record(audit, result)
     return result
+
+
+def _prune_months(
+    engine: sa.Engine,
+    config: AuditConfig,
+    cutoff: dt.datetime,
+    keep: Keep,
+    chained: bool,
+    dry_run: bool,
+    archive: str | os.PathLike[str] | None,
+    batch_size: int,
+    unarchived: str | None,
+) -> tuple[monthly.Month, ...]:
+    """Drop the whole months before the cutoff (see :mod:`flask_audit.integrity.months`)."""
+    if engine.dialect.name != "postgresql":
+        return ()
+    if not dry_run:  # the months ahead too, as `flask audit partitions` makes them
+        with engine.begin() as conn:
+            if partitions.is_partitioned(conn) and monthly.owns(conn, TABLE_NAME):
+                partitions.ensure(conn)
+    with engine.connect() as conn:
+        sealed_up_to = (sealing.last_sealed_id(conn) or 0) if chained else None
+        months = monthly.plan(conn, cutoff, keep=keep, sealed_up_to=sealed_up_to, archive_missing=unarchived)
+    if dry_run:
+        return tuple(months)
+    done = []
+    for month in months:
+        if month.kept is None and archive is not None:
+            path = monthly.write_month_archive(engine, archive, month, batch_size, cutoff, write_archive)
+            month = dataclasses.replace(month, archive=os.fspath(path))
+        if month.kept is None:
+            if chained:
+                key = sealing.require_key(config.seal_key, "prune a sealed trail")
+                monthly.record_removal(engine, key, month, cutoff, configured_witness(config))
+            monthly.detach_and_drop(engine, month)
+        done.append(month)
+    return tuple(done)
 
 
 def _record(audit: Recorder, result: PruneResult) -> None:
@@ -396,6 +462,9 @@ def _record(audit: Recorder, result: PruneResult) -> None:
         "up_to_id": result.upper if result.count else None,
         "archive": result.archive,
     }
+    dropped = [month.name for month in result.months if month.kept is None]
+    if dropped:
+        details["months"] = dropped
     if result.tenant_days:
         details["tenant_days"] = {
             "" if tenant is None else tenant: own for tenant, own in result.tenant_days.items()

@@ -56,7 +56,9 @@ def conditions(
 
     The time bounds (window, start, end, a single ``created:`` range of the search, cursor,
     and ``since`` inclusive and ``until`` exclusive) are merged into one lower and one upper
-    bound: given two, SQLite ranges its index scan on the first it meets. A start before
+    bound: given two, SQLite ranges its index scan on the first it meets. The cursor's time
+    is redundant beside the row comparison, but without it a trail partitioned by month
+    (``AUDIT_PG_PARTITIONS``) reads every month newer than the cursor too. A start before
     the window is clamped to the window, so no backend sees a year 0001.
     """
     cols = audit_event_table.c

@@ -30,7 +30,7 @@ from flask_audit.store.rows import enabled_row
 from ..conftest import db
 from ..conftest import MakeApp
 
-REVISION = "fa0008_create_audit_day_total"
+REVISION = "fa0009_partition_audit_event"
 COMPARE = {"compare_type": True, "compare_server_default": True}
 PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
 ENV_PY = """

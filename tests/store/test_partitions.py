@@ -7,17 +7,26 @@ setting instead of ignoring it.
 
 from __future__ import annotations
 
+import collections.abc as c
+import contextlib
 import datetime as dt
+import json
 import pathlib
+import typing as t
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
 from flask_audit import AuditConfigError
+from flask_audit.query.filters import AuditFilter
+from flask_audit.query.filters import Cursor
+from flask_audit.query.sql import fetch_page
 from flask_audit.store import partitions
 
+from ..conftest import _server_database
 from ..conftest import audit_of
+from ..conftest import database_name
 from ..conftest import db
 from ..conftest import MakeApp
 from ..sealing_fixtures import KEY
@@ -162,3 +171,99 @@ def test_an_unknown_mode_is_refused(make_app: MakeApp) -> None:
         AuditConfigError, match=r"AUDIT_PG_PARTITIONS must be None or 'monthly', not 'weekly'"
     ):
         make_app(AUDIT_PG_PARTITIONS="weekly")
+
+
+@contextlib.contextmanager
+def _partitions_read(engine: sa.Engine) -> c.Iterator[list[set[str]]]:
+    """The tables each keyset page statement would read: ``EXPLAIN`` of it, with its parameters."""
+    plans: list[set[str]] = []
+
+    def explain(conn: t.Any, cursor: t.Any, statement: str, parameters: t.Any, *args: t.Any) -> None:
+        if "ORDER BY audit_event.occurred_at" in statement and not statement.startswith("EXPLAIN"):
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            found: set[str] = set()
+            _relations(cursor.fetchone()[0], found)
+            plans.append(found)
+
+    sa.event.listen(engine, "before_cursor_execute", explain)
+    try:
+        yield plans
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", explain)
+
+
+def _relations(node: t.Any, found: set[str]) -> None:
+    if isinstance(node, list):
+        for each in node:
+            _relations(each, found)
+    elif isinstance(node, dict):
+        if "Relation Name" in node:
+            found.add(node["Relation Name"])
+        for value in node.values():
+            _relations(value, found)
+    elif isinstance(node, str) and node.startswith("["):
+        _relations(json.loads(node), found)
+
+
+@on_postgresql
+def test_keyset_pages_read_only_the_months_they_need(make_app: MakeApp) -> None:
+    """The cursor's time bounds the page on the side it reads, so other months are never scanned."""
+    app = _partitioned(make_app, AUDIT_RETENTION_DAYS=400)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    with app.app_context():
+        engine = db(app).engine
+        with engine.begin() as conn:
+            partitions.ensure(conn, since=_month_start(today, -6).date())
+        for shift in range(-6, 0):
+            for hour in (1, 2):
+                moment = _month_start(today, shift) + dt.timedelta(hours=hour)
+                audit_of(app).record("user.login", occurred_at=moment)
+    scope: dict[str, t.Any] = {"retention_days": 400, "tenant_scoped": False, "tenant_id": None}
+    with engine.connect() as conn, _partitions_read(engine) as plans:
+        first = fetch_page(conn, AuditFilter(), limit=3, **scope)  # audit.enabled and month -1
+        assert first.older is not None
+        older = fetch_page(conn, AuditFilter(cursor=first.older), limit=3, **scope)
+        assert older.older is not None
+        up = Cursor(older.older.occurred_at, older.older.id, newer=True)
+        newer = fetch_page(conn, AuditFilter(cursor=up), limit=2, **scope)
+    assert len(plans) == 3
+    assert plans[0] >= {_month(today, 0), _month(today, -1)}
+    assert _month(first.older.occurred_at.date(), 0) == _month(today, -1)
+    assert {_month(today, shift) for shift in range(0, 4)} & plans[1] == set(), plans[1]
+    assert plans[1] >= {_month(today, -1), _month(today, -2)}
+    assert _month(up.occurred_at.date(), 0) == _month(today, -3)
+    assert {_month(today, shift) for shift in range(-6, -3)} & plans[2] == set(), plans[2]
+    assert [row.id for row in newer.rows] == [row.id for row in older.rows[:-1]]
+
+
+@pytest.fixture
+def trail_db_url(backend: str) -> c.Iterator[str]:
+    """A second, empty database on the same server for the trail (``AUDIT_BIND``)."""
+    with contextlib.contextmanager(_server_database)(backend, database_name("parts_trail")) as url:
+        yield url
+
+
+@on_postgresql
+def test_a_partitioned_trail_in_a_database_of_its_own(trail_db_url: str, make_app: MakeApp) -> None:
+    """``AUDIT_BIND``: months, writes, seals, verify and the monthly prune reach the bound database."""
+    app = _partitioned(make_app, SQLALCHEMY_BINDS={"audit": trail_db_url}, AUDIT_BIND="audit")
+    engine = sa.create_engine(trail_db_url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            assert partitions.is_partitioned(conn)
+            today = dt.datetime.now(dt.timezone.utc).date()
+            partitions.ensure(conn, since=_month_start(today, -6).date())
+        with app.app_context():
+            audit_of(app).record("user.login", occurred_at=_month_start(today, -6))
+            audit_of(app).record("user.login")
+        assert _run(app, "seal")[0] == 0
+        code, output = _run(app, "prune")
+        assert code == 0 and f"dropped month(s) {_month_start(today, -6):%Y-%m}" in output, output
+        code, output = _run(app, "verify")
+        assert code == 0, output
+        with engine.connect() as conn:
+            names = [each.name for each in partitions.partitions(conn)]
+            assert _month(today, -6) not in names and _month(today, 0) in names
+            assert conn.scalar(sa.text("SELECT count(*) FROM audit_event")) == 3  # enabled, login, pruned
+    finally:
+        engine.dispose()
