@@ -19,11 +19,13 @@ from flask import current_app
 from flask import Flask
 
 from .config import AuditConfig
+from .exceptions import AuditConfigError
 from .exceptions import AuditError
 from .export import links
 from .export import mailers
 from .integrity import grants
 from .state import audit_state
+from .store import partitions
 from .store.immutability import drop_statements
 from .store.immutability import installed_triggers
 from .store.immutability import TRIGGER_NAMES
@@ -168,6 +170,7 @@ def log_once() -> None:
         if app in _logged:
             return
         _logged.add(app)
+    _catch_up_partitions(app)
     checks = run_checks(app)
     summary = "; ".join(f"{check.name} {check.status}" for check in checks)
     failed = [check.line() for check in checks if check.status == FAIL]
@@ -175,3 +178,18 @@ def log_once() -> None:
         log.error("flask_audit start-up checks: %s. %s", summary, " ".join(failed))
     else:
         log.info("flask_audit start-up checks: %s (details: flask audit check)", summary)
+
+
+def _catch_up_partitions(app: Flask) -> None:
+    """A partitioned trail gets its missing months ahead before the first request."""
+    state = audit_state(app)
+    if not state.config.pg_partitions:
+        return
+    try:
+        with state.engine.begin() as conn:
+            made = partitions.catch_up(conn)
+    except (sa.exc.SQLAlchemyError, AuditConfigError) as err:
+        log.warning("flask_audit could not make the partitions ahead: %s (run: flask audit partitions)", err)
+        return
+    if made:
+        log.info("flask_audit made the partitions %s", ", ".join(made))

@@ -16,7 +16,8 @@ Row triggers on the partitioned table reach every partition, now and later; the
 ``DEFAULT`` partition takes any row dated outside the months made so far (an import of old
 events, a host whose clock is far ahead), so that no insert ever fails for want of a month.
 ``flask audit partitions`` makes the months ahead; run it monthly from cron (it is cheap
-and idempotent), as ``create_all`` runs it for the months around today.
+and idempotent), as ``create_all`` runs it for the months around today, ``prune`` before it
+drops months, and each process before its first request (:func:`catch_up`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,18 @@ def ensure(
             made.append(name)
         month = _next_month(month)
     return made
+
+
+def catch_up(conn: sa.Connection) -> list[str]:
+    """At start-up: make the months ahead that are missing, when the trail is partitioned
+    and this account owns it (a least-privilege runtime role leaves it to the owner's cron);
+    the names of those it made."""
+    if not is_partitioned(conn):
+        return []
+    query = "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = to_regclass(:t)"
+    if not conn.execute(sa.text(query), {"t": TABLE_NAME}).scalar():
+        return []
+    return ensure(conn)
 
 
 def _make_month(conn: sa.Connection, name: str, start: dt.date) -> None:

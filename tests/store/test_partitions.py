@@ -267,3 +267,14 @@ def test_a_partitioned_trail_in_a_database_of_its_own(trail_db_url: str, make_ap
             assert conn.scalar(sa.text("SELECT count(*) FROM audit_event")) == 3  # enabled, login, pruned
     finally:
         engine.dispose()
+
+
+@on_postgresql
+def test_a_month_ahead_that_went_missing_is_made_before_the_first_request(make_app: MakeApp) -> None:
+    app = _partitioned(make_app)
+    ahead = _month(dt.datetime.now(dt.timezone.utc).date(), 3)
+    with app.app_context(), db(app).engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {ahead}")
+    app.test_client().get("/")  # any request: the first one catches up
+    with app.app_context(), db(app).engine.connect() as conn:
+        assert ahead in [each.name for each in partitions.partitions(conn)]
