@@ -28,6 +28,9 @@ from flask_audit.state import AuditState
 
 from .apps import create_app
 
+if t.TYPE_CHECKING:
+    from .export_fixtures import SmtpServer
+
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 SERVER_URLS = {
     "postgresql": os.environ.get("FLASK_AUDIT_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
@@ -134,6 +137,15 @@ def browser() -> c.Iterator[t.Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def smtp_server() -> c.Iterator[SmtpServer]:
+    """A real SMTP server on the loopback address (aiosmtpd) that keeps what it receives."""
+    from .export_fixtures import running_smtp_server
+
+    with running_smtp_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ tampered, expired or other admin's link) is not repeated.
 
 from __future__ import annotations
 
-import collections.abc as c
 import dataclasses
 import time
 import typing as t
@@ -27,7 +26,6 @@ from .apps import User
 from .conftest import db
 from .conftest import MakeApp
 from .export_fixtures import build_site
-from .export_fixtures import running_smtp_server
 from .export_fixtures import Site
 from .export_fixtures import SmtpServer
 from .export_fixtures import text_body
@@ -53,12 +51,6 @@ class Linked:
     acme_job: int
     globex_job: int
     acme_link: str
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ every backend.
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import typing as t
 
@@ -24,18 +23,11 @@ from ..conftest import MakeApp
 from ..demo_fixtures import LiveServer
 from ..export_fixtures import build_site
 from ..export_fixtures import PREFIX
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
 
 pytestmark = pytest.mark.backends("sqlite")
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

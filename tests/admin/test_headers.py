@@ -8,8 +8,6 @@ or CSV answer sniffed as HTML could run script. So: ``X-Frame-Options: DENY`` an
 
 from __future__ import annotations
 
-import collections.abc as c
-
 import pytest
 from werkzeug.test import TestResponse
 
@@ -18,16 +16,9 @@ from flask_audit.admin.views import _no_framing
 from ..conftest import MakeApp
 from ..export_fixtures import build_site
 from ..export_fixtures import PREFIX
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ says when nothing matches, and exports what the filter form held, in the chosen 
 
 from __future__ import annotations
 
-import collections.abc as c
 import json
 import urllib.parse
 
@@ -20,7 +19,6 @@ from ..export_fixtures import build_site
 from ..export_fixtures import Form
 from ..export_fixtures import forms_of
 from ..export_fixtures import PREFIX
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -29,12 +27,6 @@ from ..export_fixtures import text_body
 CONFIRM = f"{PREFIX}/exports/new"
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
 BOB = "bob@example.com"
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ downloads the file from the exports page."""
 
 from __future__ import annotations
 
-import collections.abc as c
 import json
 import pathlib
 import typing as t
@@ -23,7 +22,6 @@ from ..conftest import MakeApp
 from ..demo_fixtures import LiveServer
 from ..export_fixtures import build_site
 from ..export_fixtures import PREFIX
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -32,12 +30,6 @@ pytestmark = pytest.mark.backends("sqlite")
 
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
 TEAM = "Équipe Zoë 🚀 / فريق"
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import time
 import typing as t
@@ -29,7 +28,6 @@ from ..export_fixtures import link_in
 from ..export_fixtures import local
 from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -37,12 +35,6 @@ from ..export_fixtures import TENANT_LOADER
 CSRF_MISSING = "The export was refused: The CSRF token is missing. Reload the audit log page and try again."
 CSRF_WRONG = "The export was refused: The CSRF token is invalid. Reload the audit log page and try again."
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ each their own exports in their own tenant."""
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import re
 import zoneinfo
@@ -26,7 +25,6 @@ from ..export_fixtures import build_site
 from ..export_fixtures import json_of
 from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -35,12 +33,6 @@ EXPORTS = f"{PREFIX}/exports"
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
 DOWNLOAD = re.compile(r'<a href="(/admin/audit/exports/(\d+)/download\?token=[^"]+)">Download')
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

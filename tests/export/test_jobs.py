@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 
 import pytest
@@ -17,19 +16,12 @@ from ..conftest import stored
 from ..export_fixtures import attachment
 from ..export_fixtures import build_site
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
 from ..export_fixtures import wait_until
 
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

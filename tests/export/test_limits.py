@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import threading
-
-import pytest
 
 from flask_audit.export import job_store
 from flask_audit.export import jobs
@@ -18,7 +15,6 @@ from ..conftest import MakeApp
 from ..export_fixtures import build_site
 from ..export_fixtures import json_of
 from ..export_fixtures import PREFIX
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -29,12 +25,6 @@ PENDING = (
     " (AUDIT_EXPORT_MAX_PENDING). Wait for them to arrive before asking for another;"
     " the exports page shows their status."
 )
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 def run(site: Site) -> jobs.RunSummary:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import collections.abc as c
 import gzip
 import os
 
@@ -22,7 +21,6 @@ from ..export_fixtures import build_site
 from ..export_fixtures import html_body
 from ..export_fixtures import link_in
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import SENDER
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
@@ -39,12 +37,6 @@ NASTY = [
     "Équipe Zoë 🚀 فريق 漢字",
     "@SUM(1)",
 ]
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 def export_and_run(site: Site, **form: str) -> ExportJob:

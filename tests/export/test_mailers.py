@@ -3,7 +3,6 @@ mailer; and which failures are retried."""
 
 from __future__ import annotations
 
-import collections.abc as c
 import logging
 
 import pytest
@@ -21,7 +20,6 @@ from ..export_fixtures import html_body
 from ..export_fixtures import json_of
 from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import SENDER
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
@@ -30,12 +28,6 @@ from ..export_fixtures import text_body
 
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
 each_mailer = pytest.mark.parametrize("mailer", ["mail", "mailman"])
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 def export_and_run(site: Site, **form: str) -> jobs.RunSummary:

@@ -3,7 +3,6 @@ and links built from the configured address, never from the request's ``Host``."
 
 from __future__ import annotations
 
-import collections.abc as c
 import datetime as dt
 import gzip
 import json
@@ -33,7 +32,6 @@ from ..export_fixtures import html_body
 from ..export_fixtures import link_in
 from ..export_fixtures import PREFIX
 from ..export_fixtures import read_csv
-from ..export_fixtures import running_smtp_server
 from ..export_fixtures import Site
 from ..export_fixtures import SmtpServer
 from ..export_fixtures import TENANT_LOADER
@@ -43,12 +41,6 @@ SITE_URL = "https://audit.example.test"
 WORKER = {"AUDIT_EXPORT_MODE": "worker", "AUDIT_TENANT_LOADER": TENANT_LOADER}
 LINKED: dict[str, t.Any] = {**WORKER, "AUDIT_EXPORT_ATTACHMENT_MAX_BYTES": 1, "AUDIT_EXTERNAL_URL": SITE_URL}
 EVIL = {"Host": "evil.example"}
-
-
-@pytest.fixture
-def smtp_server() -> c.Iterator[SmtpServer]:
-    with running_smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
