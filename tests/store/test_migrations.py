@@ -29,20 +29,11 @@ from flask_audit.store.rows import enabled_row
 
 from ..conftest import db
 from ..conftest import MakeApp
+from ..migration_fixtures import alembic_config
 
 REVISION = "fa0009_partition_audit_event"
 COMPARE = {"compare_type": True, "compare_server_default": True}
 PG_FUNCTIONS = sa.text("SELECT proname FROM pg_proc WHERE proname LIKE 'audit_%_refuse_%'")
-ENV_PY = """
-import sqlalchemy as sa
-from alembic import context
-
-engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
-with engine.connect() as connection:
-    context.configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
-"""
 
 
 @pytest.fixture
@@ -63,13 +54,7 @@ def engine(db_url: str) -> c.Iterator[sa.Engine]:
 @pytest.fixture
 def alembic_cfg(db_url: str, tmp_path: pathlib.Path, engine: sa.Engine) -> Config:
     """What a user's setup amounts to: their script directory plus :data:`VERSIONS_DIR`."""
-    (tmp_path / "alembic").mkdir()
-    (tmp_path / "alembic" / "env.py").write_text(ENV_PY)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(tmp_path / "alembic"))
-    cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", VERSIONS_DIR)
-    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg = alembic_config(db_url, tmp_path)
     return cfg
 
 

@@ -17,37 +17,21 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask
 
-from flask_audit.migrations import VERSIONS_DIR
 from flask_audit.store import partitions
 
 from ..conftest import audit_of
 from ..conftest import db
 from ..conftest import MakeApp
+from ..migration_fixtures import alembic_config
 from ..sealing_fixtures import KEY
 
 REVISION = "fa0009_partition_audit_event"
 PREVIOUS = "fa0008_create_audit_day_total"
-ENV_PY = """
-import sqlalchemy as sa
-from alembic import context
-
-engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"), poolclass=sa.pool.NullPool)
-with engine.connect() as connection:
-    context.configure(connection=connection)
-    with context.begin_transaction():
-        context.run_migrations()
-"""
 
 
 @pytest.fixture
 def alembic_cfg(db_url: str, tmp_path: pathlib.Path) -> c.Iterator[Config]:
-    (tmp_path / "alembic").mkdir()
-    (tmp_path / "alembic" / "env.py").write_text(ENV_PY)
-    cfg = Config()
-    cfg.set_main_option("script_location", str(tmp_path / "alembic"))
-    cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", VERSIONS_DIR)
-    cfg.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    cfg = alembic_config(db_url, tmp_path)
     yield cfg
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
