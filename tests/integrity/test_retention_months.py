@@ -24,6 +24,7 @@ from flask_audit import AuditError
 from flask_audit.integrity import grants
 from flask_audit.integrity import months
 from flask_audit.integrity import retention
+from flask_audit.integrity.archive import write_archive
 from flask_audit.store import partitions
 
 from ..apps import create_app
@@ -192,7 +193,7 @@ def test_a_month_that_changed_under_prune_is_kept(make_app: MakeApp, tmp_path: p
     stale = months.Month(month.name, month.start, month.end, 3, month.first_id, month.last_id)
     with pytest.raises(AuditError, match=rf"holds 2 events but {month.name} held 3"):
         months.write_month_archive(
-            engine_of(app), tmp_path / "t.jsonl.gz", stale, 100, utcnow(), retention.write_archive
+            engine_of(app), tmp_path / "t.jsonl.gz", stale, 100, utcnow(), write_archive
         )
     assert month.name in names(app)
 
