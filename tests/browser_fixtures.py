@@ -39,3 +39,11 @@ def serious_violations(page: t.Any, axe_script: str, context: str = "document") 
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def assert_fits_and_passes_axe(page: t.Any, axe_script: str, name: str = "the page") -> None:
+    """No sideways scroll at the page's width, and no serious or critical axe-core finding."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    width = page.viewport_size["width"] if page.viewport_size else "?"
+    assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+    assert serious_violations(page, axe_script) == [], name

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser
 from playwright.sync_api import expect
 
-from ..browser_fixtures import serious_violations
+from ..browser_fixtures import assert_fits_and_passes_axe
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -102,9 +102,7 @@ def test_axe_finds_nothing_serious_on_any_page(
                 response = page.goto(server.url + path)
                 assert response is not None and response.status == status, name
                 expect(page.get_by_role("heading", level=1)).to_be_visible()
-                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-                assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
-                assert serious_violations(page, axe_script) == [], name
+                assert_fits_and_passes_axe(page, axe_script, name)
             finally:
                 context.close()
 

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from flask_audit.export import jobs
 
-from ..browser_fixtures import serious_violations
+from ..browser_fixtures import assert_fits_and_passes_axe
 from ..browser_fixtures import signed_in_cookie
 from ..browser_fixtures import SIZES
 from ..conftest import MakeApp
@@ -90,9 +90,7 @@ def test_every_export_page_fits_and_axe_finds_nothing_serious(
                 page = context.new_page()
                 page.goto(server.url + path)
                 expect(page.get_by_role("heading", level=1)).to_be_visible()
-                overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-                assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
-                assert serious_violations(page, axe_script) == [], name
+                assert_fits_and_passes_axe(page, axe_script, name)
             finally:
                 context.close()
 
