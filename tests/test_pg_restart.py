@@ -13,30 +13,14 @@ import pathlib
 import subprocess
 import sys
 
-import pytest
-
-from .conftest import IN_CI
+from .pgcluster_fixtures import require_server_binaries
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "pg_restart.py"
 
 
-def _require_postgres_server_binaries() -> None:
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import _pgcluster
-
-        _pgcluster.bindir()
-    except RuntimeError as err:
-        if IN_CI:
-            pytest.fail(f"{err} (CI=true: a missing PostgreSQL server is a failure)", pytrace=False)
-        pytest.skip(str(err))
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-
-
 def test_postgresql_restarted_in_the_middle_of_the_load_loses_nothing() -> None:
-    _require_postgres_server_binaries()
+    require_server_binaries()
     command = [sys.executable, str(SCRIPT), "--requests", "900", "--clients", "8", "--workers", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections.abc as c
 import functools
 import pathlib
-import sys
 import threading
 import time
 import typing as t
@@ -22,34 +21,21 @@ import sqlalchemy as sa
 
 from flask_audit.stream import stream_status
 
-from ..conftest import IN_CI
 from ..conftest import MakeApp
+from ..pgcluster_fixtures import private_cluster
 from .fixtures import add_events
 from .fixtures import read_lines
 from .fixtures import relay
 from .fixtures import stored_uids
 
 pytestmark = pytest.mark.backends("postgresql")
-BENCHMARKS = pathlib.Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture
 def cluster() -> c.Iterator[t.Any]:
     """A private PostgreSQL server for this test; it outlives the app (torn down after it)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import _pgcluster
-
-        try:
-            _pgcluster.bindir()
-        except RuntimeError as err:
-            if IN_CI:
-                pytest.fail(f"{err} (CI=true: a missing PostgreSQL server is a failure)", pytrace=False)
-            pytest.skip(str(err))
-        with _pgcluster.private_cluster() as found:
-            yield found
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    with private_cluster() as found:
+        yield found
 
 
 def _write_until(app: t.Any, stop: threading.Event, failures: list[str]) -> None:
