@@ -36,35 +36,17 @@ from .canonical import merkle_root
 from .canonical import Row
 from .canonical import unpack_manifest
 from .canonical import UnreadableValue
+from .problems import Problem as Problem
+from .problems import PROBLEM_KINDS as PROBLEM_KINDS
 from .sealing import GENESIS
 from .sealing import require_key
 from .sealing import sign
 from .witness import WitnessEntry
+from .witness_check import check_witness
+from .witness_check import WitnessCheck
 
 _EVENTS = audit_event_table
 _SEALS = audit_seal_table
-
-PROBLEM_KINDS = (
-    "modified",
-    "deleted",
-    "inserted",
-    "reordered",
-    "truncated",
-    "seal_altered",
-    "seal_removed",
-    "witness_mismatch",
-    "backdated",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """The first thing :func:`verify` found wrong: its kind, the event or seal, a sentence."""
-
-    kind: str
-    message: str
-    event_id: int | None = None
-    seal_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,49 +249,6 @@ def _check_links(links: c.Sequence[Row], key: bytes) -> Problem | None:
     return None
 
 
-@dataclasses.dataclass
-class _WitnessCheck:
-    problem: Problem | None = None
-    entries: int = 0
-    newest: int | None = None
-
-
-def _check_witness(links: c.Sequence[Row], entries: c.Iterable[WitnessEntry]) -> _WitnessCheck:
-    """Every link the witness names must be in the chain, at its id, with its HMAC."""
-    held = {int(link["id"]): str(link["hmac"]) for link in links}
-    check = _WitnessCheck()
-    for entry in entries:
-        check.entries += 1
-        check.newest = entry.id if check.newest is None else max(check.newest, entry.id)
-        found = held.get(entry.id)
-        if found is None or not hmac_.compare_digest(found, entry.hmac):
-            message = _witness_mismatch(entry, found, max(held, default=None))
-            check.problem = Problem("witness_mismatch", message, None, entry.id)
-            break
-    return check
-
-
-def _witness_mismatch(entry: WitnessEntry, found: str | None, top: int | None) -> str:
-    """What a witnessed link missing from the chain, or differing, says happened."""
-    sid, what = entry.id, entry.describe()
-    if top is None:
-        return (
-            f"The seal chain is empty, but the witness recorded seal {sid} ({what}): the seals were"
-            " deleted or the tables emptied."
-        )
-    if found is not None:
-        return (
-            f"Seal {sid} is not the one the witness recorded ({what}): its HMAC differs, so the chain"
-            " was replaced."
-        )
-    if sid > top:
-        return (
-            f"The chain ends at seal {top}, but the witness recorded seal {sid} ({what}): the newest"
-            " seals were removed."
-        )
-    return f"The chain has no seal {sid}, but the witness recorded it ({what}): the chain was replaced."
-
-
 class _Pruned:
     """The ids prune links declare removed: all up to the highest ``last_id``, and some above."""
 
@@ -421,9 +360,9 @@ def verify(
         if problem is None and anchor is not None and anchor not in {link["hmac"] for link in links}:
             message = f"The chain does not contain the anchor {anchor}: the newest seals were removed."
             problem = Problem("seal_removed", message)
-        witnessed = _WitnessCheck()
+        witnessed = WitnessCheck()
         if problem is None and witness is not None:
-            witnessed = _check_witness(links, witness)
+            witnessed = check_witness(links, witness)
             problem = witnessed.problem
         pruned = _Pruned(links if problem is None else ())
         if problem is None:
